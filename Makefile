@@ -1,0 +1,65 @@
+# Deep-learning course kit. Quick start: `make pdf` (run every sheet, export PDFs) and `make test`.
+# Both create .venv and install everything on first use.
+
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+KIT_PROFILE ?= quick
+NB       ?= $(sort $(wildcard notebooks/[0-9]*.ipynb))
+OUT      ?= build/pdf
+VIA      ?= webpdf
+NB_TIMEOUT ?= 300
+
+UNAME_S := $(shell uname -s)
+UNAME_M := $(shell uname -m)
+# The torch build that installs from local files on the course machines (Linux x86_64);
+# elsewhere pip picks the right build for the laptop (see README: other platforms).
+ifeq ($(UNAME_S)-$(UNAME_M),Linux-x86_64)
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+endif
+
+STAMP := $(VENV)/.installed
+
+.PHONY: help install pdf test unit smoke lab bench clean pdf-tools
+
+help:
+	@echo "make pdf    execute every notebook (KIT_PROFILE=$(KIT_PROFILE)) and export build/pdf/*.pdf"
+	@echo "make test   unit tests + notebook smoke tests (KIT_PROFILE=smoke)"
+	@echo "make lab    JupyterLab on the notebooks"
+	@echo "make bench  run the benchmarks, results in benchmarks/RESULTS.md"
+	@echo "make clean  remove build/, caches (keeps .venv and data/)"
+
+install: $(STAMP)
+
+# pip, not uv or poetry: those ignore the local torch files and download gigabytes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install $(TORCH_PINS) -e ".[dev]"
+	touch $@
+
+pdf-tools:
+	bash scripts/setup_pdf_tools.sh
+
+pdf: $(STAMP) pdf-tools
+	KIT_PROFILE=$(KIT_PROFILE) $(PY) -m helpers.export $(NB) --profile $(KIT_PROFILE) --out $(OUT) --via $(VIA)
+
+test: unit smoke
+
+unit: $(STAMP) pdf-tools
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+# Smoke runs use a fresh cache so every notebook really executes its experiments.
+smoke: $(STAMP)
+	tmp=$$(mktemp -d) && KIT_PROFILE=smoke KIT_CACHE=$$tmp $(PY) -m pytest --nbmake --nbmake-timeout=$(NB_TIMEOUT) -q -p no:cacheprovider $(NB); \
+	status=$$?; rm -rf $$tmp; exit $$status
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: $(STAMP)
+	for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done
+
+clean:
+	rm -rf build .cache .pytest_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Helpers for the deep-learning course kit: one module per idea (see README)."""

@@ -1,0 +1,30 @@
+"""Shared test setup: offline, a private cache, and where the real data sets are."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+# Tests never touch the network: downloads fail fast with the kit's own message.
+os.environ["KIT_OFFLINE"] = "1"
+
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED_DATA = Path(os.environ.get("KIT_SHARED_DATA") or _SHARED)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Give every test its own results cache and a non-smoke profile unless it sets one."""
+    monkeypatch.setenv("KIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("KIT_PROFILE", raising=False)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data sets (FashionMNIST, Europe countries), skipping where absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data sets not found at {SHARED_DATA} (set KIT_SHARED_DATA)")
+    return SHARED_DATA

@@ -1,0 +1,66 @@
+"""Run profile, paths, device and seeding from helpers.config; the settings table in helpers.profiles."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import config, profiles
+
+
+def test_profile_defaults_to_quick_and_reads_the_environment(monkeypatch):
+    assert config.get_profile() == "quick"
+    monkeypatch.setenv("KIT_PROFILE", "Smoke")
+    assert config.get_profile() == "smoke"
+    assert config.get_profile("full") == "full"
+
+
+def test_unknown_profile_names_the_choices(monkeypatch):
+    monkeypatch.setenv("KIT_PROFILE", "fast")
+    with pytest.raises(ValueError, match="smoke, quick, full"):
+        config.get_profile()
+
+
+def test_paths_follow_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("KIT_DATA", str(tmp_path / "d"))
+    monkeypatch.setenv("KIT_CACHE", str(tmp_path / "c"))
+    assert config.data_root() == tmp_path / "d"
+    assert config.data_search_roots()[0] == tmp_path / "d"
+    assert config.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+    monkeypatch.delenv("KIT_DATA")
+    assert config.data_root() == config.REPO_ROOT / "data"
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.setenv("KIT_DEVICE", "cpu")
+    assert config.get_device() == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            config.get_device("cuda")
+
+
+def test_seed_everything_repeats_all_three_generators():
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+    config.seed_everything(7)
+    first = draw()
+    config.seed_everything(7)
+    assert draw() == first
+    config.seed_everything(8)
+    assert draw() != first
+
+
+def test_every_experiment_has_all_three_profiles():
+    for name, table in profiles.SETTINGS.items():
+        assert set(table) == set(config.PROFILES), name
+
+
+def test_settings_are_copies_and_unknown_names_fail(monkeypatch):
+    name = next(iter(profiles.SETTINGS))
+    s = profiles.settings(name, "smoke")
+    s["__poke__"] = 1
+    assert "__poke__" not in profiles.settings(name, "smoke")
+    with pytest.raises(ValueError, match="known experiments"):
+        profiles.settings("no.such.experiment")

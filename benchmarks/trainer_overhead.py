@@ -1,0 +1,126 @@
+"""How much does fit() cost over a bare hand-written loop? One epoch of the same MLP on the same tensors.
+
+Both variants run alternately in one process (bare, fit, fit, bare, ...) so drift in machine load hits
+both equally; we report medians. fit() runs with its progress bar and full History on. Target: ≤ 1.05×.
+
+    python -m benchmarks.trainer_overhead               # full: 50,000 FashionMNIST images, 5 repeats
+    python -m benchmarks.trainer_overhead --limit 2000 --repeats 2   # a quick check that it runs
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from helpers import config
+from helpers.models import MLP
+from helpers.training import fit
+
+TARGET = 1.05
+
+
+def load_tensors(limit: int | None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """FashionMNIST training tensors when the kit can load them, else random ones of the same shape."""
+    try:
+        from helpers.data import load_fashion_mnist
+
+        train = load_fashion_mnist().train
+        X, y, source = train.X, train.y, f"FashionMNIST training split ({len(train.X):,} images)"
+    except (ImportError, FileNotFoundError, RuntimeError) as err:
+        # Timing does not depend on pixel values: random tensors of the real shape measure the same work.
+        g = torch.Generator().manual_seed(0)
+        X, y = torch.randn(50_000, 1, 28, 28, generator=g), torch.randint(0, 10, (50_000,), generator=g)
+        source = f"random tensors 50,000×1×28×28 (FashionMNIST not loadable: {type(err).__name__})"
+    if limit is not None:
+        X, y = X[:limit], y[:limit]
+    return X, y, source
+
+
+def make_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device):
+    """The kit's in-memory BatchLoader (shuffled), or plain slices where helpers.data lacks it."""
+    try:
+        from helpers.data import BatchLoader
+
+        return BatchLoader(X, y, batch_size, shuffle=True, seed=0, device=device)
+    except ImportError:
+        X, y = X.to(device), y.to(device)
+        return [(X[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+
+
+def bare_epoch(model: nn.Module, loader, device: torch.device) -> None:
+    """The loop a student writes by hand: forward, loss, backward, step; nothing recorded."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    model.to(device).train()
+    for xb, yb in loader:
+        xb, yb = xb.to(device), yb.to(device)
+        optimizer.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fit_epoch(model: nn.Module, loader, device: torch.device) -> None:
+    """The same epoch through fit(): progress bar, step losses, accuracy, timing, memory."""
+    fit(model, loader, 1, optimizer="adam", lr=1e-3, device=device, quiet=False, desc="fit")
+
+
+def timed(fn, model: nn.Module, loader, device: torch.device) -> float:
+    """Wall seconds of fn on a fresh copy of the model (same starting weights every time)."""
+    model = copy.deepcopy(model)
+    start = time.perf_counter()
+    fn(model, loader, device)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> float:
+    """Run the comparison, print it, write it to RESULTS.md and return the fit/bare ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--repeats", type=int, default=5, help="timed epochs per variant (median reported)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default=None, help="default: KIT_DEVICE, else cuda/mps/cpu")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or (args.limit is not None and args.limit < 1):
+        parser.error("--repeats and --limit must be >= 1")
+
+    device = config.get_device(args.device)
+    X, y, source = load_tensors(args.limit)
+    loader = make_loader(X, y, args.batch_size, device)
+    torch.manual_seed(0)
+    model = MLP(28 * 28, 10, depth=2, width=256)
+    timed(bare_epoch, model, loader, device)  # warm-up: allocator, kernels, lazy imports
+    timed(fit_epoch, model, loader, device)
+    bare, fitted = [], []
+    for repeat in range(args.repeats):
+        order = (("bare", bare_epoch), ("fit", fit_epoch))
+        for name, fn in order if repeat % 2 == 0 else order[::-1]:  # alternate who goes first
+            (bare if name == "bare" else fitted).append(timed(fn, model, loader, device))
+    ratio = statistics.median(fitted) / statistics.median(bare)
+    verdict = "meets" if ratio <= TARGET else "misses"
+    markdown = (
+        f"One epoch of MLP(784→256→256→10), Adam, batch size {args.batch_size}, {len(X):,} samples "
+        f"({len(loader)} steps) on {device}; data: {source}. Median of {args.repeats} alternating repeats "
+        f"after one warm-up each; fit() with progress bar and History on.\n\n"
+        f"| variant | median s | all runs (s) |\n|---|---|---|\n"
+        f"| bare loop | {statistics.median(bare):.3f} | {', '.join(f'{t:.3f}' for t in bare)} |\n"
+        f"| fit() | {statistics.median(fitted):.3f} | {', '.join(f'{t:.3f}' for t in fitted)} |\n\n"
+        f"**fit / bare = {ratio:.3f}×** ({verdict} the target ≤ {TARGET:.2f}×)."
+    )
+    print(markdown)
+    if not args.no_write:
+        from benchmarks._results import write_section
+
+        print("written to", write_section("Trainer overhead (fit vs bare loop)", markdown))
+    return ratio
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""The course's models: an MLP, three CIFAR-10 CNNs and ResNet18 for transfer learning."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import config
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "identity": nn.Identity,
+}
+RESNET_MODES = ("scratch", "linear_probe", "finetune")
+
+
+def _activation(name: str) -> nn.Module:
+    """Return a fresh activation module by name."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]()
+
+
+# --- MLP -----------------------------------------------------------------------------
+class HiddenBlock(nn.Module):
+    """Linear → (BatchNorm) → activation → (Dropout), with an optional skip connection."""
+
+    def __init__(self, n_in: int, n_out: int, batch_norm: bool, activation: str, dropout: float, residual: bool):
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+        self.norm = nn.BatchNorm1d(n_out) if batch_norm else nn.Identity()
+        self.act = _activation(activation)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        # A skip only makes sense when input and output have the same width.
+        self.residual = residual and n_in == n_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.drop(self.act(self.norm(self.linear(x))))
+        # x + f(x): the gradient reaches early layers through the identity path undamped.
+        return x + h if self.residual else h
+
+
+class MLP(nn.Module):
+    """Fully connected network; ``depth`` hidden layers of ``width`` units (depth 0 = linear model)."""
+
+    def __init__(self, in_features: int, out_features: int, depth: int, width: int, batch_norm: bool = False,
+                 activation: str = "relu", dropout: float = 0.0, residual: bool = False):
+        super().__init__()
+        if depth < 0 or (depth > 0 and width < 1) or in_features < 1 or out_features < 1:
+            raise ValueError(f"MLP needs depth >= 0, width >= 1, in/out features >= 1; got depth={depth}, "
+                             f"width={width}, in_features={in_features}, out_features={out_features}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}.")
+        _activation(activation)  # fail early on an unknown name, even for depth 0
+        sizes = [in_features] + [width] * depth
+        self.hidden = nn.ModuleList(
+            HiddenBlock(n_in, n_out, batch_norm, activation, dropout, residual)
+            for n_in, n_out in zip(sizes[:-1], sizes[1:])
+        )
+        self.out = nn.Linear(sizes[-1], out_features)
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        """The nn.Linear layers from input to output (depth + 1 of them)."""
+        return [block.linear for block in self.hidden] + [self.out]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)  # images (N, C, H, W) become vectors (N, C*H*W)
+        for block in self.hidden:
+            x = block(x)
+        return self.out(x)
+
+
+# --- CNNs for CIFAR-10 (and 28×28 grayscale) -------------------------------------------
+def _side_after(input_size: int, *steps: str) -> int:
+    """Side length of a square image after 'conv5' (k5, no padding), 'same' (k3 p1) and 'pool' (2×2) steps."""
+    side = input_size
+    for step in steps:
+        side = {"conv5": side - 4, "same": side, "pool": side // 2}[step]
+        if side < 1:
+            raise ValueError(f"input_size={input_size} is too small for this network; use at least 16 pixels.")
+    return side
+
+
+class SmallNet(nn.Module):
+    """conv 3→16 (k5), max-pool, fc 16·14·14→120→10 (for 32×32 inputs)."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, input_size: int = 32):
+        super().__init__()
+        side = _side_after(input_size, "conv5", "pool")
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=5)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(16 * side * side, 120)
+        self.fc2 = nn.Linear(120, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1(x)))
+        x = x.flatten(1)  # keeps the batch dimension, unlike view(-1, n) which silently mixes samples
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class MediumNet(nn.Module):
+    """conv 3→16 (k5), pool, conv 16→32 (k5), pool, fc 800→120→84→10 (for 32×32 inputs)."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, input_size: int = 32):
+        super().__init__()
+        side = _side_after(input_size, "conv5", "pool", "conv5", "pool")
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=5)
+        self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(32 * side * side, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = x.flatten(1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class LargeNet(nn.Module):
+    """conv 3→32→64 (k3 p1), pool, conv 64→128→128 (k3 p1), pool, fc 8192→512→128→10 (for 32×32 inputs)."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, input_size: int = 32):
+        super().__init__()
+        side = _side_after(input_size, "same", "same", "pool", "same", "same", "pool")
+        self.conv1 = nn.Conv2d(in_channels, 32, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(64, 128, kernel_size=3, padding=1)
+        self.conv4 = nn.Conv2d(128, 128, kernel_size=3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(128 * side * side, 512)
+        self.fc2 = nn.Linear(512, 128)
+        self.fc3 = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv2(F.relu(self.conv1(x)))))
+        x = self.pool(F.relu(self.conv4(F.relu(self.conv3(x)))))
+        x = x.flatten(1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+# --- ResNet18 for transfer learning ------------------------------------------------------
+class PretrainedUnavailable(RuntimeError):
+    """ImageNet weights were required but cannot be loaded here (offline and not cached, or download failed)."""
+
+
+def imagenet_weights_path() -> Path:
+    """Where torchvision keeps (or would keep) the ResNet18 ImageNet weights file."""
+    from torchvision.models import ResNet18_Weights
+
+    filename = ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def imagenet_weights_available() -> bool:
+    """True when the ResNet18 ImageNet weights are cached, or may be downloaded (not offline)."""
+    return imagenet_weights_path().is_file() or not config.offline()
+
+
+def _imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """Load torchvision's ResNet18 ImageNet weights, or raise PretrainedUnavailable saying how to fix it."""
+    from torchvision.models import ResNet18_Weights
+
+    path = imagenet_weights_path()
+    fix = (f"Fix: on a machine with internet run `python -c \"import torchvision; "
+           f"torchvision.models.resnet18(weights='IMAGENET1K_V1')\"` and copy the file to {path} "
+           f"(set TORCH_HOME to use another cache folder), or unset KIT_OFFLINE; or build the model with "
+           f"pretrained=False, or pass backbone_state= with weights you trained yourself.")
+    if not path.is_file() and config.offline():
+        raise PretrainedUnavailable(f"ResNet18 ImageNet weights are not cached at {path} and downloads are off "
+                                    f"(KIT_OFFLINE=1). {fix}")
+    try:
+        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+    except Exception as err:  # no network, proxy, corrupt file: to the caller all mean "no weights here"
+        raise PretrainedUnavailable(f"ResNet18 ImageNet weights could not be loaded ({type(err).__name__}: "
+                                    f"{err}); expected at {path}. {fix}") from err
+
+
+def _load_backbone(backbone: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy a ResNet18 state dict into ``backbone``, ignoring any classification head it carries."""
+    # Accept torchvision's own keys, and this module's (backbone.* / head.*) so kit-trained models plug in.
+    state = {k.removeprefix("backbone."): v for k, v in state.items() if not k.startswith(("fc.", "head."))}
+    hint = "pass model.state_dict() of a ResNet18 from torchvision or from helpers.models.resnet18"
+    try:
+        missing, unexpected = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # right keys, wrong shapes
+        raise ValueError(f"backbone_state does not fit ResNet18 ({hint}): {err}") from err
+    if missing or unexpected:
+        raise ValueError(f"backbone_state does not fit ResNet18 ({hint}): missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}.")
+
+
+class ResNet18Classifier(nn.Module):
+    """torchvision's ResNet18 body (512 features) plus a linear head; ``transfer_mode`` says what trains."""
+
+    def __init__(self, backbone: nn.Module, num_outputs: int, transfer_mode: str):
+        super().__init__()
+        self.transfer_mode = transfer_mode
+        self.backbone = backbone
+        self.head = nn.Linear(512, num_outputs)
+        if transfer_mode == "linear_probe":
+            self.backbone.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "ResNet18Classifier":
+        """Set train/eval mode; a linear probe's backbone always stays in eval mode."""
+        super().train(mode)
+        if self.transfer_mode == "linear_probe":
+            # Frozen means frozen: without this, model.train() would let BatchNorm update its running
+            # statistics from our data, changing the "fixed" features even though no weight gets a gradient.
+            self.backbone.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def resnet18(mode: str = "scratch", num_outputs: int = 1, pretrained: str | bool = "auto",
+             backbone_state: dict | None = None) -> nn.Module:
+    """ResNet18 with a new head of ``num_outputs`` logits, trained from scratch, as a linear probe or fine-tuned.
+
+    pretrained="auto" means ImageNet weights for linear_probe/finetune and random weights for scratch;
+    ``backbone_state`` (a ResNet18 state dict) replaces ImageNet as the source of pretrained weights.
+    Use num_outputs=1 with loss="bce" for a binary task, k logits with cross-entropy otherwise.
+    linear_probe freezes the backbone twice: requires_grad=False on its weights, and the returned model's
+    train() keeps the backbone in eval mode, so BatchNorm running statistics stay as pretrained.
+    """
+    from torchvision.models import resnet18 as tv_resnet18
+
+    if mode not in RESNET_MODES:
+        raise ValueError(f"Unknown ResNet18 mode {mode!r}; choose one of {', '.join(RESNET_MODES)}.")
+    if pretrained not in ("auto", True, False):
+        raise ValueError(f"pretrained must be 'auto', True or False; got {pretrained!r}.")
+    if num_outputs < 1:
+        raise ValueError(f"num_outputs must be >= 1 (1 for binary with BCE); got {num_outputs}.")
+    use_pretrained = (mode != "scratch") if pretrained == "auto" else pretrained
+    if mode == "scratch" and (use_pretrained or backbone_state is not None):
+        raise ValueError("mode='scratch' trains from random weights; use mode='finetune' to start from pretrained ones.")
+    backbone = tv_resnet18(weights=None)
+    backbone.fc = nn.Identity()  # the ImageNet 1000-class head is replaced by ours
+    if backbone_state is not None:
+        _load_backbone(backbone, backbone_state)
+    elif use_pretrained:
+        _load_backbone(backbone, _imagenet_state_dict())
+    return ResNet18Classifier(backbone, num_outputs, mode)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (only those with requires_grad when ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

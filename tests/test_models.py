@@ -1,0 +1,165 @@
+"""Tests for helpers.models: layer counts, shapes, residual paths, ResNet18 modes and offline weights."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import models
+from helpers.models import MLP, LargeNet, MediumNet, PretrainedUnavailable, SmallNet, count_parameters, resnet18
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: a second intra-op thread only adds hand-off cost (and contention on shared machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def n_modules(model: nn.Module, kind: type) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+# --- MLP -----------------------------------------------------------------------------
+@pytest.mark.parametrize("depth", [0, 1, 6])
+def test_mlp_depth_counts_hidden_layers(depth):
+    model = MLP(784, 10, depth=depth, width=32)
+    assert n_modules(model, nn.Linear) == depth + 1  # the sheet's "6 layers" model has 7 nn.Linear
+    assert len(model.linears) == depth + 1
+    assert model.linears[0].in_features == 784 and model.linears[-1].out_features == 10
+
+
+def test_mlp_flattens_images():
+    model = MLP(28 * 28, 10, depth=2, width=16)
+    assert model(torch.randn(5, 1, 28, 28)).shape == (5, 10)
+
+
+def test_mlp_batch_norm_comes_before_activation():
+    torch.manual_seed(0)
+    model = MLP(3, 2, depth=1, width=4, batch_norm=True, activation="tanh")
+    x = torch.randn(16, 3)
+    block = model.hidden[0]
+    pre = block.linear(x)
+    expected = torch.tanh((pre - pre.mean(0)) / torch.sqrt(pre.var(0, unbiased=False) + block.norm.eps))
+    torch.testing.assert_close(block(x), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_residual_block_is_identity_when_its_layer_is_zero():
+    model = MLP(4, 2, depth=2, width=4, residual=True)
+    block = model.hidden[1]
+    nn.init.zeros_(block.linear.weight)
+    nn.init.zeros_(block.linear.bias)
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(block(x), x)
+
+
+def test_residual_connections_keep_gradients_alive_in_deep_sigmoid_nets():
+    def first_layer_grad(residual: bool) -> float:
+        torch.manual_seed(0)
+        model = MLP(8, 2, depth=20, width=16, activation="sigmoid", residual=residual)
+        x, y = torch.randn(64, 8), torch.randint(0, 2, (64,))
+        nn.functional.cross_entropy(model(x), y).backward()
+        return model.linears[0].weight.grad.norm().item()
+
+    # Vanishing gradients: through 20 sigmoids the first layer gets almost nothing, unless skips carry it.
+    assert first_layer_grad(residual=True) > 1e3 * first_layer_grad(residual=False)
+
+
+def test_mlp_rejects_bad_settings():
+    with pytest.raises(ValueError, match="activation"):
+        MLP(2, 2, depth=1, width=4, activation="swishy")
+    with pytest.raises(ValueError, match="depth"):
+        MLP(2, 2, depth=-1, width=4)
+    with pytest.raises(ValueError, match="dropout"):
+        MLP(2, 2, depth=1, width=4, dropout=1.5)
+
+
+# --- CNNs ----------------------------------------------------------------------------
+@pytest.mark.parametrize("cls, flat", [(SmallNet, 16 * 14 * 14), (MediumNet, 800), (LargeNet, 8192)])
+def test_cnn_architectures_on_cifar_shapes(cls, flat):
+    model = cls()
+    assert model.fc1.in_features == flat
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("cls", [SmallNet, MediumNet, LargeNet])
+def test_cnns_accept_28x28_grayscale(cls):
+    model = cls(in_channels=1, num_classes=10, input_size=28)
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("cls", [SmallNet, MediumNet, LargeNet])
+def test_cnn_samples_do_not_mix_across_the_batch(cls):
+    torch.manual_seed(0)
+    model = cls(in_channels=1, input_size=28).eval()
+    x = torch.randn(4, 1, 28, 28)
+    # A view(-1, n) with the wrong n would reshuffle features between samples; flatten(1) never does.
+    torch.testing.assert_close(model(x)[2:3], model(x[2:3]), atol=1e-5, rtol=1e-4)
+
+
+def test_cnn_rejects_too_small_inputs():
+    with pytest.raises(ValueError, match="input_size"):
+        MediumNet(input_size=8)
+
+
+def test_count_parameters():
+    model = MLP(2, 3, depth=1, width=4)
+    assert count_parameters(model) == (2 * 4 + 4) + (4 * 3 + 3)
+    model.linears[0].requires_grad_(False)
+    assert count_parameters(model, trainable_only=True) == 4 * 3 + 3
+
+
+# --- ResNet18 ------------------------------------------------------------------------
+def trainable_names(model: nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def test_resnet18_scratch_and_finetune_train_everything():
+    for mode in ("scratch", "finetune"):
+        model = resnet18(mode, num_outputs=3, pretrained=False)
+        assert trainable_names(model) == {name for name, _ in model.named_parameters()}
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_resnet18_linear_probe_trains_only_the_head_and_freezes_batch_norm():
+    model = resnet18("linear_probe", num_outputs=1, pretrained=False)
+    assert trainable_names(model) == {"head.weight", "head.bias"}
+    model.train()
+    assert model.training and model.head.training and not model.backbone.training
+    before = model.backbone.bn1.running_mean.clone()
+    model(torch.randn(4, 3, 32, 32) + 3.0)
+    torch.testing.assert_close(model.backbone.bn1.running_mean, before)  # statistics stay put
+
+
+def test_resnet18_takes_a_backbone_the_kit_trained():
+    donor = resnet18("scratch", num_outputs=5)
+    model = resnet18("linear_probe", num_outputs=1, backbone_state=donor.state_dict())
+    torch.testing.assert_close(model.backbone.conv1.weight, donor.backbone.conv1.weight)
+    with pytest.raises(ValueError, match="backbone_state"):
+        resnet18("finetune", backbone_state={"conv1.weight": torch.zeros(1)})  # wrong shape
+    with pytest.raises(ValueError, match="backbone_state"):
+        resnet18("finetune", backbone_state={"conv1.weight": donor.backbone.conv1.weight})  # keys missing
+
+
+def test_resnet18_rejects_bad_settings():
+    with pytest.raises(ValueError, match="mode"):
+        resnet18("probe")
+    with pytest.raises(ValueError, match="scratch"):
+        resnet18("scratch", pretrained=True)
+
+
+def test_pretrained_unavailable_offline_without_cached_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("KIT_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))  # an empty torch hub cache
+    assert not models.imagenet_weights_available()
+    with pytest.raises(PretrainedUnavailable) as err:
+        resnet18("finetune", num_outputs=1)
+    message = str(err.value)
+    assert str(tmp_path) in message and "KIT_OFFLINE" in message and "pretrained=False" in message
+    # Once the file is in the cache, the weights count as available.
+    path = models.imagenet_weights_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    assert models.imagenet_weights_available()

@@ -1,0 +1,340 @@
+"""Tests for helpers.training: a model that learns, History, divergence, callbacks, optimizers, schedulers."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from helpers.models import MLP, SmallNet, resnet18
+from helpers.training import (OPTIMIZERS, SCHEDULERS, Callback, Checkpoint, EarlyStopping, History, evaluate, fit,
+                              load_checkpoint, predict)
+
+
+class Batches:
+    """A tiny in-memory loader: slices of (X, y), reshuffled every epoch from a fixed seed."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int = 32, shuffle: bool = False):
+        self.X, self.y, self.batch_size, self.shuffle = X, y, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(0)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield self.X[idx], self.y[idx]
+
+
+def loader(X: torch.Tensor, y: torch.Tensor, batch_size: int = 32, shuffle: bool = False) -> Batches:
+    return Batches(X, y, batch_size=batch_size, shuffle=shuffle)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: a second intra-op thread only adds hand-off cost (and contention on shared machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def quadrants(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """XOR of the signs: separable, but not linearly (a margin of 0.1 around both axes)."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, 2, generator=g) * 2 - 1
+    X = X + 0.1 * X.sign()
+    return X, ((X[:, 0] > 0) ^ (X[:, 1] > 0)).long()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return {"train": loader(*quadrants(512, 0), shuffle=True), "val": loader(*quadrants(256, 1), batch_size=128)}
+
+
+def small_mlp(seed: int = 0, **kwargs) -> MLP:
+    torch.manual_seed(seed)
+    return MLP(2, 2, depth=2, width=32, **kwargs)
+
+
+# --- Learning and History ------------------------------------------------------------------
+def test_mlp_learns_a_separable_problem(data):
+    history = fit(small_mlp(), data["train"], 8, lr=1e-2, val_loader=data["val"], device="cpu", quiet=True)
+    assert history.final("val_acc") > 0.95
+    assert history.train_loss[-1] < 0.5 * history.train_loss[0]
+    assert not history.diverged
+
+
+def test_history_has_one_entry_per_epoch_and_step(data):
+    history = fit(small_mlp(), data["train"], 3, val_loader=data["val"], device="cpu", quiet=True)
+    for name in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "lr", "time", "peak_mem"):
+        assert len(getattr(history, name)) == 3, name
+    assert history.epoch == [0, 1, 2]
+    assert len(history.step_loss) == 3 * len(data["train"])
+    assert all(math.isnan(v) for v in history.test_loss)  # no test loader given
+    assert all(t > 0 for t in history.time) and all(m > 0 for m in history.peak_mem)
+    assert history.peak_mem_kind == "process peak RSS"
+    assert history.config["optimizer"] == "adam" and history.config["epochs"] == 3
+    assert history.to_frame().shape[0] == 3
+
+
+def test_train_loss_is_the_batch_weighted_mean_of_step_losses():
+    X, y = quadrants(100, 0)
+    history = fit(small_mlp(), loader(X, y, batch_size=40), 1, device="cpu", quiet=True)  # batches 40, 40, 20
+    expected = (40 * history.step_loss[0] + 40 * history.step_loss[1] + 20 * history.step_loss[2]) / 100
+    assert history.train_loss[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_history_json_round_trip_stores_nan_as_null(tmp_path, data):
+    history = fit(small_mlp(), data["train"], 2, val_loader=data["val"], device="cpu", quiet=True,
+                  track_grad_norms=True)
+    path = history.to_json(tmp_path / "h.json")
+    raw = json.loads(path.read_text())
+    assert raw["test_loss"] == [None, None]
+    back = History.from_json(path)
+    assert math.isnan(back.test_loss[0]) and back.val_loss == history.val_loss
+    assert back.step_loss == history.step_loss and back.grad_norms == history.grad_norms
+    assert History.from_dict(history.to_dict()).config == history.config
+
+
+def test_final_skips_missing_values():
+    history = History()
+    history.append_epoch(epoch=0, val_acc=0.5)
+    history.append_epoch(epoch=1)
+    assert history.final("val_acc") == 0.5 and history.best("val_acc") == 0.5
+    assert math.isnan(history.final("test_acc"))
+
+
+def test_diverging_run_is_flagged_and_stops_cleanly(data):
+    history = fit(small_mlp(), data["train"], 5, optimizer="sgd", lr=1e3, val_loader=data["val"], device="cpu",
+                  quiet=True)
+    assert history.diverged
+    assert len(history.epoch) < 5
+    assert not math.isfinite(history.train_loss[-1])
+    assert json.loads(json.dumps(history.to_dict()))["diverged"] is True
+
+
+# --- Callbacks --------------------------------------------------------------------------
+def test_checkpoint_round_trip(tmp_path, data):
+    path = tmp_path / "ckpt" / "model.pt"
+    model = small_mlp()
+    fit(model, data["train"], 2, val_loader=data["val"], device="cpu", quiet=True,
+        callbacks=[Checkpoint(path, save_best_only=False)])
+    raw = torch.load(path, weights_only=True)  # plain tensors and numbers only
+    assert raw["epoch"] == 1 and raw["monitor"] == "val_loss"
+    fresh = small_mlp(seed=1)
+    load_checkpoint(fresh, path)
+    x = torch.randn(8, 2)
+    torch.testing.assert_close(fresh(x), model(x))
+
+
+def test_checkpoint_keeps_the_best_epoch(tmp_path, data):
+    path = tmp_path / "best.pt"
+    history = fit(small_mlp(), data["train"], 3, val_loader=data["val"], device="cpu", quiet=True,
+                  callbacks=[Checkpoint(path, monitor="val_acc")])
+    best_epoch = max(range(3), key=lambda e: (history.val_acc[e], -e))
+    assert torch.load(path, weights_only=True)["epoch"] == best_epoch
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(data):
+    model = small_mlp()
+    # An lr this small cannot improve val_loss by min_delta: the run should stop after `patience` epochs.
+    stopper = EarlyStopping(patience=2, min_delta=1e-3)
+    history = fit(model, data["train"], 20, optimizer="sgd", lr=1e-9, val_loader=data["val"], device="cpu",
+                  quiet=True, callbacks=[stopper])
+    assert len(history.epoch) == 3 and stopper.stopped_epoch == 2
+    assert evaluate(model, data["val"])[0] == pytest.approx(history.val_loss[0], rel=1e-6)
+
+
+def test_callback_events_and_stop_flag(data):
+    class Recorder(Callback):
+        def __init__(self):
+            self.events = []
+
+        def on_fit_start(self, trainer):
+            self.events.append("start")
+
+        def on_epoch_end(self, trainer):
+            self.events.append(trainer.epoch)
+            trainer.stop = trainer.epoch == 1
+
+        def on_fit_end(self, trainer):
+            self.events.append("end")
+
+    recorder = Recorder()
+    history = fit(small_mlp(), data["train"], 10, device="cpu", quiet=True, callbacks=[recorder])
+    assert recorder.events == ["start", 0, 1, "end"] and len(history.epoch) == 2
+
+
+# --- Optimizers, schedulers, settings --------------------------------------------------
+LRS = {"sgd": 0.2, "momentum": 0.05, "adam": 1e-2, "adamw": 1e-2, "rmsprop": 1e-3, "adagrad": 0.05}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_name_trains(name, data):
+    history = fit(small_mlp(), data["train"], 3, optimizer=name, lr=LRS[name], device="cpu", quiet=True)
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert history.config["optimizer"] == name
+
+
+def test_optimizer_instance_is_used_as_given(data):
+    model = small_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.123)
+    history = fit(model, data["train"], 1, optimizer=opt, device="cpu", quiet=True)
+    assert history.lr == [0.123] and history.config["optimizer"] == "SGD"
+
+
+@pytest.mark.parametrize("name, kwargs, expected", [
+    ("step", {"step_size": 1, "gamma": 0.5}, [0.1, 0.05, 0.025]),
+    ("exponential", {"gamma": 0.5}, [0.1, 0.05, 0.025]),
+    ("cosine", None, [0.1, 0.075, 0.025]),
+    ("onecycle", None, [0.1 / 25, None, None]),
+])
+def test_every_scheduler_name_sets_the_lr(name, kwargs, expected, data):
+    history = fit(small_mlp(), data["train"], 3, optimizer="sgd", lr=0.1, scheduler=name, scheduler_kwargs=kwargs,
+                  device="cpu", quiet=True)
+    for got, want in zip(history.lr, expected):
+        if want is not None:
+            assert got == pytest.approx(want)
+    if name == "onecycle":  # stepped per batch: up to max_lr and back down within the run
+        assert history.lr[1] > history.lr[0] and history.lr[2] < history.lr[1]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"optimizer": "lbfgs"}, "optimizer.*sgd"),
+    ({"lr": 0.0}, "lr"),
+    ({"lr": -1.0}, "lr"),
+    ({"epochs": -1}, "epochs"),
+    ({"scheduler": "linear"}, "scheduler.*cosine"),
+    ({"loss": "hinge"}, "loss.*cross_entropy"),
+    ({"clip_grad": 0.0}, "clip_grad"),
+])
+def test_bad_settings_raise_value_error(kwargs, match, data):
+    settings = {"epochs": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        fit(small_mlp(), data["train"], device="cpu", quiet=True, **settings)
+
+
+def test_torch_dataloader_works():
+    X, y = quadrants(64, 0)
+    history = fit(small_mlp(), DataLoader(TensorDataset(X, y), batch_size=16), 1, device="cpu", quiet=True)
+    assert len(history.step_loss) == 4 and history.config["batch_size"] == 16
+
+
+def test_bad_loaders_raise_value_error():
+    empty = DataLoader(TensorDataset(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)), batch_size=4)
+    with pytest.raises(ValueError, match="no batches"):
+        fit(small_mlp(), empty, 1, device="cpu", quiet=True)
+
+    class ZeroBatchSize(list):
+        batch_size = 0
+
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(small_mlp(), ZeroBatchSize([(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long))]), 1, device="cpu")
+
+
+def test_any_list_of_batches_works_as_a_loader():
+    X, y = quadrants(64, 0)
+    batches = [(X[:32], y[:32]), (X[32:], y[32:])]
+    history = fit(small_mlp(), batches, 2, val_loader=batches, device="cpu", quiet=True)
+    assert len(history.step_loss) == 4 and not math.isnan(history.val_acc[-1])
+
+
+# --- Precision, clipping, gradient norms -------------------------------------------------
+def test_amp_on_cpu_runs_in_bfloat16(data):
+    model = small_mlp()
+    dtypes = set()
+    model.linears[0].register_forward_hook(lambda mod, inp, out: dtypes.add(out.dtype))
+    history = fit(model, data["train"], 2, amp=True, val_loader=data["val"], device="cpu", quiet=True)
+    assert torch.bfloat16 in dtypes
+    assert all(math.isfinite(v) for v in history.step_loss) and history.val_acc[-1] > 0.6
+
+
+def test_gradient_clipping_bounds_the_update():
+    X, y = quadrants(32, 0)
+    model = small_mlp()
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    fit(model, loader(X, y, batch_size=32), 1, optimizer="sgd", lr=1.0, clip_grad=1e-3, device="cpu", quiet=True)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (after - before).norm() <= 1e-3 * (1 + 1e-4)
+
+
+def test_grad_norms_match_a_hand_computed_step():
+    X, y = quadrants(32, 0)
+    model = small_mlp()
+    reference = copy.deepcopy(model)
+    nn.functional.cross_entropy(reference(X), y).backward()
+    history = fit(model, loader(X, y, batch_size=32), 1, optimizer="sgd", track_grad_norms=True, device="cpu",
+                  quiet=True)
+    assert list(history.grad_norms) == ["layer0", "layer1", "layer2"]
+    for i, layer in enumerate(reference.linears):
+        assert history.grad_norms[f"layer{i}"][0] == pytest.approx(layer.weight.grad.pow(2).sum().item(), rel=1e-5)
+
+
+def test_grad_norms_use_module_names_without_linears():
+    X, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    history = fit(SmallNet(in_channels=1, input_size=28), loader(X, y, batch_size=4), 2, track_grad_norms=True,
+                  device="cpu", quiet=True)
+    assert list(history.grad_norms) == ["conv1", "fc1", "fc2"]
+    assert all(len(v) == 2 and v[0] > 0 for v in history.grad_norms.values())
+
+
+# --- evaluate / predict, BCE, regression ---------------------------------------------------
+def test_evaluate_matches_a_direct_computation_in_eval_mode(data):
+    model = small_mlp(dropout=0.5)
+    X, y = data["val"].X, data["val"].y
+    model.eval()
+    with torch.no_grad():
+        logits = model(X)
+    model.train()
+    loss, acc = evaluate(model, data["val"])
+    assert loss == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert acc == pytest.approx((logits.argmax(1) == y).float().mean().item())
+    assert model.training  # the mode it had before
+
+
+@pytest.mark.parametrize("target_shape", ["flat", "column"])
+def test_bce_training_and_prediction(target_shape, data):
+    X, y = data["train"].X, data["train"].y
+    y = y.float() if target_shape == "flat" else y.float().unsqueeze(1)
+    binary = loader(X, y, shuffle=True)
+    torch.manual_seed(0)
+    model = MLP(2, 1, depth=2, width=32)
+    history = fit(model, binary, 10, lr=1e-2, loss="bce", val_loader=binary, device="cpu", quiet=True)
+    assert history.final("val_acc") > 0.9
+    preds, probs, targets = predict(model, binary)
+    assert preds.shape == probs.shape == targets.shape == (len(X),)
+    assert ((probs > 0.5).long() == preds).all() and ((probs >= 0) & (probs <= 1)).all()
+    assert (preds == targets.long()).float().mean().item() == pytest.approx(history.val_acc[-1])
+
+
+def test_predict_multiclass(data):
+    model = small_mlp()
+    preds, probs, targets = predict(model, data["val"])
+    assert probs.shape == (256, 2) and preds.shape == targets.shape == (256,)
+    torch.testing.assert_close(probs.sum(1), torch.ones(256))
+    assert (preds == probs.argmax(1)).all()
+
+
+def test_mse_regression_reports_no_accuracy():
+    X = torch.linspace(-1, 1, 64).unsqueeze(1)
+    history = fit(MLP(1, 1, depth=1, width=16), loader(X, 2 * X), 5, lr=1e-2, loss="mse", device="cpu", quiet=True)
+    assert math.isnan(history.train_acc[-1]) and history.train_loss[-1] < history.train_loss[0]
+
+
+def test_linear_probe_fit_changes_only_the_head():
+    model = resnet18("linear_probe", num_outputs=1, pretrained=False)
+    backbone_before = copy.deepcopy(model.backbone.state_dict())
+    head_before = model.head.weight.detach().clone()
+    X, y = torch.randn(8, 3, 32, 32), torch.randint(0, 2, (8,)).float()
+    fit(model, loader(X, y, batch_size=4), 1, loss="bce", device="cpu", quiet=True)
+    for key, value in model.backbone.state_dict().items():  # weights and BatchNorm running statistics
+        torch.testing.assert_close(value, backbone_before[key], msg=key)
+    assert not torch.equal(model.head.weight, head_before)

@@ -1,0 +1,313 @@
+"""Run many trainings and remember them: ``run_grid`` with an on-disk JSON cache, plus optuna sweeps.
+
+Every finished run is written to ``cache_dir()/"runs"/<name>/<key>.json`` the moment it ends, where
+``key`` is a stable hash of the training function's name (module + qualname), its settings, the
+seed and the run profile. Re-running a notebook therefore takes seconds, and an interrupted grid
+resumes where it stopped. The key does *not* see the function's body: after changing what
+``train_fn`` does, pass ``force=True`` (or a new ``name``) to retrain.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import math
+import os
+import pickle
+import re
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .config import cache_dir, get_profile
+from .sweeps import (Categorical, IntRange, LogUniform, Uniform, default_storage, grid_size, n_finished,
+                     run_sweep, sweep_frame, trial_history)
+from .training import History
+
+__all__ = ["run_grid", "cache_key", "function_name", "summarize",
+           "Categorical", "IntRange", "LogUniform", "Uniform", "run_sweep", "sweep_frame", "trial_history",
+           "default_storage", "grid_size", "n_finished"]
+
+
+# joblib backend for n_jobs > 1: separate processes, since training holds the GIL for much of its time.
+PARALLEL_BACKEND = "loky"
+
+
+# --- Cache keys --------------------------------------------------------------------------------
+def function_name(fn: Callable) -> str:
+    """``module.qualname`` of a function (of the wrapped one for functools.partial)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+
+
+def _canonical(value: Any, where: str) -> Any:
+    """A JSON value that is equal for equal settings, so the hash is stable across sessions."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)  # JSON has no NaN/inf
+    if isinstance(value, np.generic):
+        return _canonical(value.item(), where)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_canonical(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _canonical(v, where) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, Enum):
+        return _canonical(value.value, where)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+        return function_name(value)
+    if type(value).__module__ == "torch" and type(value).__name__ in ("device", "dtype"):
+        return str(value)
+    raise ValueError(
+        f"Cannot build a stable cache key from {where}={value!r} ({type(value).__name__}). Pass plain settings "
+        "(numbers, strings, bools, lists, dicts) and let train_fn build models or data from them.")
+
+
+def _key_payload(train_fn: Callable, params: dict, fixed: dict, seed: int, profile: str) -> dict:
+    """Everything that identifies one run."""
+    payload = {"fn": function_name(train_fn), "params": _canonical(params, "params"),
+               "fixed": _canonical(fixed, "fixed"), "seed": seed, "profile": profile}
+    if isinstance(train_fn, functools.partial):  # partial(fn, x=1) is a different experiment than fn
+        payload["partial"] = _canonical({"args": list(train_fn.args), "kwargs": train_fn.keywords}, "partial")
+    return payload
+
+
+def _hash(payload: dict) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def cache_key(train_fn: Callable, params: dict, *, seed: int = 0, fixed: dict | None = None,
+              profile: str | None = None) -> str:
+    """The stable hash naming one run's cache file."""
+    return _hash(_key_payload(train_fn, params, dict(fixed or {}), seed, get_profile(profile)))
+
+
+def _run_folder(train_fn: Callable, name: str | None) -> Path:
+    """``cache_dir()/runs/<name or qualname>``, with characters unsafe in folder names replaced."""
+    label = name or function_name(train_fn).rsplit(".", 1)[-1]
+    return cache_dir() / "runs" / re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+
+
+# --- One run -------------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    params: dict
+    seed: int
+    payload: dict
+    path: Path
+
+
+def _json_safe(value: Any) -> Any:
+    """Scalars a train_fn returned, made JSON-safe (NaN/inf become None, numpy becomes python)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def _encode(result: Any) -> dict:
+    """Turn what train_fn returned (History, or dict of scalars with optional "history") into JSON parts."""
+    if isinstance(result, History):
+        return {"history": result.to_dict(), "metrics": {}}
+    if isinstance(result, dict):
+        history = result.get("history")
+        if history is not None and not isinstance(history, History):
+            raise ValueError(f"train_fn returned a dict whose 'history' is a {type(history).__name__}; "
+                             "it must be a History (or leave the key out).")
+        metrics = {k: _json_safe(v) for k, v in result.items() if k != "history"}
+        return {"history": None if history is None else history.to_dict(), "metrics": metrics}
+    raise ValueError(f"train_fn must return a History or a dict of scalars (optionally with key 'history'); "
+                     f"it returned a {type(result).__name__}.")
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to a temp file beside ``path``, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_record(run: _Run) -> dict | None:
+    """The cached record of a run, or None if missing, unreadable or for other settings."""
+    try:
+        record = json.loads(run.path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("key") == run.payload else None
+
+
+def _execute(index: int, train_fn: Callable, run: _Run, fixed: dict) -> tuple[int, dict]:
+    """Train one run; cache it if it succeeded; an exception becomes an "error" record."""
+    start = time.perf_counter()
+    try:
+        result = train_fn(**run.params, **fixed, seed=run.seed)
+    except Exception as exc:  # one broken configuration must not stop the grid
+        return index, {"key": run.payload, "error": f"{type(exc).__name__}: {exc}",
+                       "time_s": time.perf_counter() - start, "history": None, "metrics": {}}
+    record = {"key": run.payload, "time_s": time.perf_counter() - start, **_encode(result)}
+    _write_json_atomic(run.path, record)
+    return index, record
+
+
+# --- Many runs ---------------------------------------------------------------------------------
+def _check_grid(grid: dict, fixed: dict, repeats: int) -> None:
+    """Clear errors for the usual slips: a bare value instead of a list, clashing names."""
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}.")
+    for key, values in grid.items():
+        if not isinstance(values, (list, tuple, range, np.ndarray)) or len(values) == 0:
+            raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}; "
+                             f"for a single value write {{{key!r}: [{values!r}]}} or put it in fixed=.")
+    clash = set(grid) & set(fixed)
+    if clash:
+        raise ValueError(f"{sorted(clash)} appear both in grid and in fixed; keep each setting in one of them.")
+    if "seed" in grid or "seed" in fixed:
+        raise ValueError("Do not pass 'seed' in grid or fixed: run_grid passes seed=0..repeats-1 itself.")
+
+
+def _plan(train_fn: Callable, grid: dict, fixed: dict, repeats: int, profile: str, name: str | None) -> list[_Run]:
+    """Every (combination, seed) with its cache file."""
+    folder = _run_folder(train_fn, name)
+    runs = []
+    for combo in itertools.product(*(list(v) for v in grid.values())):
+        params = dict(zip(grid, combo))
+        for seed in range(repeats):
+            payload = _key_payload(train_fn, params, fixed, seed, profile)
+            runs.append(_Run(params, seed, payload, folder / f"{_hash(payload)}.json"))
+    return runs
+
+
+def _parallel_ok(train_fn: Callable, n_jobs: int) -> bool:
+    """Worker processes import train_fn by name: it must live in a module, not in a notebook."""
+    if n_jobs == 1:
+        return False
+    importable = (getattr(train_fn, "__module__", "__main__") != "__main__"
+                  and "<locals>" not in function_name(train_fn) and "<lambda>" not in function_name(train_fn))
+    try:
+        pickle.dumps(train_fn)
+    except Exception:
+        importable = False
+    if not importable:
+        warnings.warn(f"n_jobs={n_jobs} needs a train_fn importable from a module (defined in a .py file, not "
+                      f"in a notebook or inside another function); {function_name(train_fn)} is not, so the "
+                      "grid runs in this process (n_jobs=1).", stacklevel=3)
+    return importable
+
+
+def _execute_all(train_fn: Callable, runs: list[_Run], pending: list[int], fixed: dict,
+                 n_jobs: int) -> Iterator[tuple[int, dict]]:
+    """Yield (index, record) for the pending runs as they finish, here or in worker processes."""
+    if not _parallel_ok(train_fn, n_jobs):
+        for i in pending:
+            yield _execute(i, train_fn, runs[i], fixed)
+        return
+    from joblib import Parallel, delayed, parallel_config
+
+    # One thread per worker: n_jobs torch processes each using every core would fight over them.
+    limit = {"inner_max_num_threads": 1} if PARALLEL_BACKEND == "loky" else {}
+    with parallel_config(backend=PARALLEL_BACKEND, **limit):
+        jobs = (delayed(_execute)(i, train_fn, runs[i], fixed) for i in pending)
+        yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+
+
+def summarize(history: History) -> dict:
+    """Summary numbers of one History: final/best metrics, epochs, diverged, training time, peak memory."""
+    summary = {f"final_{m}": history.final(m)
+               for m in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")}
+    summary.update(best_val_loss=history.best("val_loss"), best_val_acc=history.best("val_acc"),
+                   epochs=len(history.epoch), diverged=bool(history.diverged),
+                   train_time_s=float(np.nansum(history.time)) if history.time else math.nan,
+                   peak_mem=float(np.nanmax(history.peak_mem)) if np.isfinite(history.peak_mem).any() else math.nan)
+    return summary
+
+
+def _row(run: _Run, record: dict, cached: bool) -> dict:
+    """One DataFrame row: settings, seed, summaries, returned scalars, timing, the History."""
+    history = None if record.get("history") is None else History.from_dict(record["history"])
+    row = {**run.params, "seed": run.seed, **(summarize(history) if history is not None else {})}
+    row.update({k: math.nan if v is None else v for k, v in record.get("metrics", {}).items()})
+    row.update(time_s=record.get("time_s", math.nan), cached=cached)
+    if "error" in record:
+        row["error"] = record["error"]
+    row["history"] = history
+    return row
+
+
+def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, repeats: int = 1,
+             fixed: dict | None = None, profile: str | None = None, force: bool = False, n_jobs: int = 1,
+             name: str | None = None, quiet: bool = False) -> pd.DataFrame:
+    """Run ``train_fn(**params, **fixed, seed=s)`` for every grid combination and seed; one row per run.
+
+    ``train_fn`` returns a History, or a dict of scalars (optionally with key ``"history"``).
+    Finished runs are cached as JSON (see the module docstring) and reused unless ``force=True``;
+    an exception in one run fills the ``error`` column and the grid goes on; Ctrl-C stops it and
+    keeps every finished run. ``n_jobs > 1`` trains in local worker processes (joblib), which
+    needs ``train_fn`` defined in an importable module (a .py file); a function defined in a
+    notebook falls back to ``n_jobs=1`` with a warning. The DataFrame's ``attrs["params"]``
+    names the grid columns (``plot_runs`` uses it for labels).
+    """
+    fixed = dict(fixed or {})
+    _check_grid(grid, fixed, repeats)
+    runs = _plan(train_fn, grid, fixed, repeats, get_profile(profile), name)
+    records: list[tuple[dict, bool] | None] = [None] * len(runs)
+    counts = {"cached": 0, "trained": 0, "errors": 0}
+    bar = tqdm(total=len(runs), desc=name or function_name(train_fn).rsplit(".", 1)[-1], disable=quiet)
+
+    def done(i: int, record: dict, cached: bool) -> None:
+        records[i] = (record, cached)
+        counts["errors" if "error" in record else "cached" if cached else "trained"] += 1
+        bar.set_postfix(counts, refresh=False)
+        bar.update()
+
+    pending = []
+    for i, run in enumerate(runs):
+        record = None if force else _load_record(run)
+        if record is None:
+            pending.append(i)
+        else:
+            done(i, record, cached=True)
+    try:
+        for i, record in _execute_all(train_fn, runs, pending, fixed, n_jobs):
+            done(i, record, cached=False)
+    except KeyboardInterrupt:
+        print(f"Interrupted: {counts['cached'] + counts['trained']} of {len(runs)} runs are cached; "
+              "run the cell again to resume.", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    return _frame(runs, records, list(grid))
+
+
+def _frame(runs: list[_Run], records: list, params: list[str]) -> pd.DataFrame:
+    """Rows in grid order; ``attrs["params"]`` remembers which columns are settings."""
+    frame = pd.DataFrame([_row(run, record, cached) for run, (record, cached) in zip(runs, records)])
+    if "error" in frame:
+        frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
+    frame.attrs["params"] = params
+    return frame
+

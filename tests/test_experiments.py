@@ -1,0 +1,186 @@
+"""run_grid: the on-disk cache, resuming, forcing, errors, keys, parallel fallback."""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from helpers import experiments
+from helpers.config import cache_dir
+from helpers.experiments import cache_key, run_grid
+from helpers.training import History
+
+CALLS: list[dict] = []
+
+
+def fake_history(lr: float, width: int = 1, seed: int = 0, epochs: int = 3, diverged: bool = False) -> History:
+    """A few epochs whose numbers depend on the settings, so cached values can be checked."""
+    history = History(config={"lr": lr, "width": width, "seed": seed})
+    for epoch in range(1, epochs + 1):
+        loss = 1.0 / (1 + lr * width * epoch) + 0.01 * seed
+        history.append_epoch(epoch=epoch, train_loss=loss, train_acc=1 - loss / 2, val_loss=loss + 0.1,
+                             val_acc=1 - loss / 2 - 0.05, time=0.01)
+    history.step_loss = [2.0 / (1 + i * lr) for i in range(10)]
+    if diverged:
+        history.val_loss[-1] = math.nan
+        history.diverged = True
+    return history
+
+
+def counting_train(lr: float, width: int = 1, seed: int = 0) -> History:
+    """Records every call, so a test can tell cached runs from trained ones."""
+    CALLS.append({"lr": lr, "width": width, "seed": seed})
+    return fake_history(lr, width, seed)
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    CALLS.clear()
+
+
+GRID = {"lr": [0.1, 1.0], "width": [1, 4]}
+
+
+def test_second_run_returns_cached_results_without_training():
+    first = run_grid(counting_train, GRID, repeats=2, quiet=True)
+    assert len(CALLS) == 8 and len(first) == 8
+    assert not first["cached"].any()
+    second = run_grid(counting_train, GRID, repeats=2, quiet=True)
+    assert len(CALLS) == 8, "cached runs must not train again"
+    assert second["cached"].all()
+    cols = ["lr", "width", "seed", "final_val_loss", "best_val_acc", "final_train_loss", "epochs", "diverged"]
+    pd.testing.assert_frame_equal(first[cols], second[cols])
+    assert second["history"][3].val_loss == first["history"][3].val_loss
+    assert second.attrs["params"] == ["lr", "width"]
+
+
+def test_summary_columns_match_history():
+    frame = run_grid(counting_train, {"lr": [0.5]}, fixed={"width": 2}, quiet=True)
+    expected = fake_history(0.5, 2, 0)
+    row = frame.iloc[0]
+    assert row["final_val_loss"] == pytest.approx(expected.val_loss[-1])
+    assert row["best_val_acc"] == pytest.approx(max(expected.val_acc))
+    assert row["epochs"] == 3 and row["seed"] == 0 and not row["diverged"]
+    assert math.isnan(row["final_test_acc"])  # no test split recorded
+
+
+def test_interrupted_grid_resumes_with_only_missing_runs():
+    def interrupting(lr, width=1, seed=0):
+        if len(CALLS) == 3:
+            raise KeyboardInterrupt
+        return counting_train(lr, width, seed)
+
+    interrupting.__qualname__ = counting_train.__qualname__  # same experiment as far as the cache knows
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(interrupting, GRID, repeats=2, quiet=True)
+    assert len(CALLS) == 3
+    CALLS.clear()
+    frame = run_grid(counting_train, GRID, repeats=2, quiet=True)
+    assert len(CALLS) == 5, "only the 5 runs that did not finish must train"
+    assert frame["cached"].sum() == 3
+
+
+def test_force_retrains_everything():
+    run_grid(counting_train, GRID, quiet=True)
+    frame = run_grid(counting_train, GRID, force=True, quiet=True)
+    assert len(CALLS) == 8 and not frame["cached"].any()
+
+
+def test_cache_files_are_json_histories():
+    run_grid(counting_train, {"lr": [0.1, 1.0]}, quiet=True)
+    files = sorted((cache_dir() / "runs" / "counting_train").glob("*.json"))
+    assert len(files) == 2
+    assert not list((cache_dir() / "runs").rglob("*.tmp")), "temp files must be renamed away"
+    for path in files:
+        record = json.loads(path.read_text())  # strict JSON: would fail on pickle bytes
+        history = History.from_dict(record["history"])
+        assert history.val_loss == fake_history(record["key"]["params"]["lr"]).val_loss
+        assert record["key"]["fn"].endswith("counting_train")
+
+
+def test_key_changes_with_profile_params_seed_and_fixed():
+    base = cache_key(counting_train, {"lr": 0.1}, seed=0, profile="quick")
+    assert base == cache_key(counting_train, {"lr": 0.1}, seed=0, profile="quick")
+    others = [cache_key(counting_train, {"lr": 0.2}, seed=0, profile="quick"),
+              cache_key(counting_train, {"lr": 0.1}, seed=1, profile="quick"),
+              cache_key(counting_train, {"lr": 0.1}, seed=0, profile="smoke"),
+              cache_key(counting_train, {"lr": 0.1}, seed=0, profile="quick", fixed={"width": 2}),
+              cache_key(fake_history, {"lr": 0.1}, seed=0, profile="quick")]
+    assert len({base, *others}) == 6
+
+
+def test_other_profile_trains_again(monkeypatch):
+    run_grid(counting_train, {"lr": [0.1]}, profile="smoke", quiet=True)
+    run_grid(counting_train, {"lr": [0.1]}, profile="quick", quiet=True)
+    monkeypatch.setenv("KIT_PROFILE", "smoke")
+    run_grid(counting_train, {"lr": [0.1]}, quiet=True)  # the environment's profile: cached
+    assert len(CALLS) == 2
+
+
+def test_error_is_recorded_and_grid_goes_on():
+    def flaky(lr, seed=0):
+        if lr == 1.0:
+            raise RuntimeError("exploded")
+        return counting_train(lr, seed=seed)
+
+    frame = run_grid(flaky, {"lr": [0.1, 1.0, 0.5]}, quiet=True)
+    assert list(frame["error"].isna()) == [True, False, True]
+    assert frame.loc[1, "error"] == "RuntimeError: exploded"
+    assert frame.loc[1, "history"] is None and frame.loc[2, "history"] is not None
+    # Failed runs are not cached: the next call retries exactly them.
+    CALLS.clear()
+    again = run_grid(flaky, {"lr": [0.1, 1.0, 0.5]}, quiet=True)
+    assert len(CALLS) == 0 and list(again["cached"]) == [True, False, True]
+
+
+def test_diverged_history_is_a_normal_cached_result():
+    def maybe_diverge(lr, seed=0):
+        CALLS.append(lr)
+        return fake_history(lr, diverged=lr > 1)
+
+    frame = run_grid(maybe_diverge, {"lr": [0.1, 10.0]}, quiet=True)
+    assert "error" not in frame and list(frame["diverged"]) == [False, True]
+    assert frame.loc[1, "final_val_loss"] == pytest.approx(frame.loc[1, "history"].val_loss[1])
+    run_grid(maybe_diverge, {"lr": [0.1, 10.0]}, quiet=True)
+    assert len(CALLS) == 2
+
+
+def test_dict_results_become_columns():
+    def timing(batch_size, seed=0):
+        return {"throughput": 1000.0 / batch_size, "peak_mib": float("nan"), "history": fake_history(0.1)}
+
+    frame = run_grid(timing, {"batch_size": [10, 100]}, quiet=True)
+    assert list(frame["throughput"]) == [100.0, 10.0]
+    assert frame["peak_mib"].isna().all() and frame.loc[0, "final_val_loss"] > 0
+    assert run_grid(timing, {"batch_size": [10, 100]}, quiet=True)["cached"].all()
+
+
+@pytest.mark.parametrize("grid, fixed, match", [
+    ({"lr": 0.1}, None, "non-empty list"),
+    ({"lr": []}, None, "non-empty list"),
+    ({"lr": [0.1]}, {"lr": 0.2}, "both in grid and in fixed"),
+    ({"lr": [0.1], "seed": [1]}, None, "seed"),
+    ({"lr": [object()]}, None, "stable cache key"),
+])
+def test_bad_grid_raises_clear_error(grid, fixed, match):
+    with pytest.raises(ValueError, match=match):
+        run_grid(counting_train, grid, fixed=fixed, quiet=True)
+
+
+def test_unimportable_function_falls_back_to_one_process():
+    with pytest.warns(UserWarning, match="n_jobs=1"):
+        frame = run_grid(lambda lr, seed: fake_history(lr, seed=seed), {"lr": [0.1, 0.2]}, n_jobs=2, quiet=True)
+    assert len(frame) == 2 and not frame["cached"].any()
+
+
+def test_parallel_runs_keep_grid_order_and_cache(monkeypatch):
+    # Threads exercise the same code path as worker processes without paying ~10 s to start
+    # fresh interpreters that import torch (checked by hand with the default "loky" backend).
+    monkeypatch.setattr(experiments, "PARALLEL_BACKEND", "threading")
+    frame = run_grid(fake_history, {"lr": [0.1, 0.2, 0.3]}, fixed={"epochs": 2}, n_jobs=2, quiet=True)
+    assert list(frame["lr"]) == [0.1, 0.2, 0.3], "rows keep grid order whatever order workers finish in"
+    assert list(frame["epochs"]) == [2, 2, 2]
+    assert run_grid(fake_history, {"lr": [0.1, 0.2, 0.3]}, fixed={"epochs": 2}, n_jobs=2,
+                    quiet=True)["cached"].all()

@@ -1,0 +1,226 @@
+"""Every plot function returns a Figure with titles, labels and the data it was given."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from helpers import plotting
+from helpers.experiments import Categorical, LogUniform, run_grid, run_sweep
+from helpers.training import History
+
+
+def make_history(lr: float = 0.1, seed: int = 0, epochs: int = 4, diverged: bool = False,
+                 grad_layers: int = 3) -> History:
+    history = History()
+    for epoch in range(1, epochs + 1):
+        loss = 1 / (1 + lr * epoch) + 0.02 * seed
+        history.append_epoch(epoch=epoch, train_loss=loss, train_acc=1 - loss / 2, val_loss=loss + 0.1,
+                             val_acc=0.9 - loss / 2, test_loss=loss + 0.15, test_acc=0.85 - loss / 2)
+    history.step_loss = list(2 / (1 + lr * np.arange(40)) + 0.1 * np.sin(np.arange(40)))
+    history.grad_norms = {f"layer{i}": [10.0 ** (-i - e) for e in range(epochs)] for i in range(grad_layers)}
+    if diverged:
+        history.val_loss[-1] = math.inf
+        history.diverged = True
+    return history
+
+
+def grid_train(lr: float, seed: int = 0) -> History:
+    return make_history(lr, seed, diverged=lr > 1)
+
+
+@pytest.fixture
+def check():
+    """Assert the result is a titled Figure; close it afterwards (no pyplot state, but be tidy)."""
+    figures = []
+
+    def _check(fig):
+        assert isinstance(fig, Figure)
+        assert fig.axes, "the figure must have axes"
+        titles = [ax.get_title() for ax in fig.axes] + [fig._suptitle.get_text() if fig._suptitle else ""]
+        assert any(titles), "the figure must have a title"
+        fig.canvas.draw()  # catches errors that only appear when rendering
+        figures.append(fig)
+        return fig
+
+    yield _check
+    import matplotlib.pyplot as plt
+
+    for fig in figures:
+        plt.close(fig)
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_plot_history_draws_each_split(check):
+    fig = check(plotting.plot_history(make_history(), title="MLP"))
+    loss_ax, acc_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["training", "validation", "test"]
+    assert loss_ax.get_xlabel() == "epoch" and acc_ax.get_ylabel() == "accuracy"
+    np.testing.assert_allclose(loss_ax.lines[1].get_ydata(), make_history().val_loss)
+
+
+def test_plot_history_skips_missing_metrics(check):
+    history = History()
+    for epoch in (1, 2):
+        history.append_epoch(epoch=epoch, train_loss=1.0 / epoch)  # regression: no accuracy
+    fig = check(plotting.plot_history(history))
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 1
+
+
+def test_plot_runs_from_dict_and_from_grid_with_repeats(check):
+    fig = check(plotting.plot_runs({"lr=0.1": make_history(0.1), "lr=1": make_history(1.0)}, y="val_acc"))
+    assert [line.get_label() for line in fig.axes[0].lines] == ["lr=0.1", "lr=1"]
+
+    frame = run_grid(grid_train, {"lr": [0.1, 0.5, 2.0]}, repeats=2, quiet=True)
+    fig = check(plotting.plot_runs(frame, y="val_loss", hue="lr", logy=True))
+    ax = fig.axes[0]
+    assert len(ax.lines) == 3, "repeats of one setting are pooled into one mean line"
+    assert ax.lines[2].get_label() == "lr=2.0 (2 diverged)"
+    expected = np.mean([make_history(0.1, s).val_loss for s in (0, 1)], axis=0)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), expected)
+    assert len(ax.collections) == 3, "a std band per setting"
+    # Without hue, the grid's parameter columns (frame.attrs) label the lines.
+    fig = check(plotting.plot_runs(frame))
+    assert fig.axes[0].lines[0].get_label() == "lr=0.1"
+
+
+def test_plot_runs_step_losses_with_moving_average(check):
+    history = make_history()
+    fig = check(plotting.plot_runs({"adam": history}, x="step", smooth=5))
+    ydata = fig.axes[0].lines[0].get_ydata()
+    assert len(ydata) == 40 and fig.axes[0].get_xlabel() == "optimisation step"
+    assert ydata[10] == pytest.approx(np.mean(history.step_loss[6:11]))
+
+
+def test_plot_runs_rejects_unknown_metric():
+    with pytest.raises(ValueError, match="Unknown per-epoch metric"):
+        plotting.plot_runs({"a": make_history()}, y="validation_loss")
+
+
+def _fixed_linear(weight) -> nn.Module:
+    layer = nn.Linear(len(weight[0]), len(weight))
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight, dtype=torch.float32))
+        layer.bias.zero_()
+    return layer
+
+
+def test_decision_boundary_shows_the_model_regions(check):
+    X = torch.tensor([[-1.0, -1.0], [-0.5, 1.0], [0.5, 0.2], [1.0, -1.0]])
+    y = torch.tensor([1, 1, 0, 0])
+    model = _fixed_linear([[1.0, 0.0], [-1.0, 0.0]])  # class 0 right of x1=0, class 1 left
+    fig = check(plotting.plot_decision_boundary(model, X, y, class_names=["east", "west"], resolution=50))
+    regions = np.asarray(fig.axes[0].images[0].get_array())
+    assert (regions[:, :20] == 1).all() and (regions[:, -20:] == 0).all()
+    assert "100.0%" in fig.axes[0].get_title()
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["east", "west"]
+
+
+def test_decision_boundary_many_classes_binary_and_features(check):
+    torch.manual_seed(0)
+    X = torch.randn(200, 2)
+    fig = check(plotting.plot_decision_boundary(nn.Linear(2, 33), X, torch.randint(0, 33, (200,)),
+                                                class_names=[str(i) for i in range(33)], resolution=60,
+                                                xlabel="longitude", ylabel="latitude"))
+    assert fig.axes[0].get_legend() is None and len(_texts(fig)) >= 2, "many classes: regions are labelled"
+    binary = _fixed_linear([[0.0, 1.0]])  # one logit: class 1 above x2=0
+    fig = check(plotting.plot_decision_boundary(binary, X, (X[:, 1] > 0).long(), resolution=40))
+    assert "100.0%" in fig.axes[0].get_title()
+    sin_model = _fixed_linear([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, -1.0, 0.0]])
+    fig = check(plotting.plot_decision_boundary(sin_model, X, (X[:, 0] < 0).long(), resolution=40,
+                                                feature_fn=lambda p: torch.cat([p, torch.sin(p)], 1)))
+    assert "100.0%" in fig.axes[0].get_title()
+
+
+def test_heatmap_annotates_mean_and_std(check):
+    mean = pd.DataFrame([[0.1, 0.2], [0.3, math.inf]], index=pd.Index([1, 2], name="depth"),
+                        columns=pd.Index([5, 10], name="width"))
+    fig = check(plotting.plot_heatmap(mean, mean / 10, title="Test loss", fmt=".2f"))
+    assert "0.10\n± 0.01" in _texts(fig) and "n/a" in _texts(fig)
+    assert fig.axes[0].get_xlabel() == "width" and fig.axes[0].get_ylabel() == "depth"
+
+
+def test_image_grid_one_per_class_grayscale_and_rgb(check):
+    labels = torch.tensor([3, 1, 1, 0, 2, 4, 5, 6, 7, 8, 9, 0])
+    images = torch.randn(12, 1, 8, 8)
+    names = [f"c{i}" for i in range(10)]
+    fig = check(plotting.plot_image_grid(images, labels, names, one_per_class=True))
+    shown = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in shown] == names
+    assert shown[0].images[0].get_array().ndim == 2 and shown[0].images[0].get_cmap().name == "gray"
+    rgb = check(plotting.plot_image_grid(torch.randn(4, 3, 8, 8), [0, 1, 0, 1], ["a", "b"], nrows=1, ncols=4,
+                                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
+    array = rgb.axes[0].images[0].get_array()
+    assert array.shape == (8, 8, 3) and 0 <= array.min() and array.max() <= 1
+
+
+def test_misclassified_captions(check):
+    true = np.array([0, 1, 2, 1])
+    pred = np.array([0, 2, 2, 0])
+    fig = check(plotting.plot_misclassified(torch.randn(4, 1, 6, 6), true, pred, ["a", "b", "c"]))
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["true: b\npred: c", "true: b\npred: a"]
+    check(plotting.plot_misclassified(torch.randn(2, 1, 6, 6), [0, 1], [0, 1], ["a", "b"]))
+
+
+def test_confusion_matrix_counts(check):
+    fig = check(plotting.plot_confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], ["a", "b", "c"]))
+    counts = np.asarray(fig.axes[0].images[0].get_array())
+    np.testing.assert_array_equal(counts, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    assert "66.7%" in fig.axes[0].get_title()
+    check(plotting.plot_confusion_matrix(torch.tensor([0, 1]), torch.tensor([1, 1]), ["a", "b"], normalize=True))
+
+
+def test_grad_norms_side_by_side_share_y(check):
+    fig = check(plotting.plot_grad_norms({"plain": make_history(), "residual": make_history(grad_layers=5)},
+                                         title="Vanishing gradients"))
+    plain, residual = fig.axes
+    assert plain.get_yscale() == "log" and residual.get_shared_y_axes().joined(plain, residual)
+    assert len(plain.lines) == 3 and len(residual.lines) == 5
+    check(plotting.plot_grad_norms(make_history(), layers=["layer0"]))
+    with pytest.raises(ValueError, match="track_grad_norms"):
+        plotting.plot_grad_norms(History())
+
+
+def test_bars_and_lines_from_tables(check):
+    table = pd.DataFrame({"device": ["cpu", "cpu", "cuda", "cuda"] * 2, "batch_size": [32, 512] * 4,
+                          "seconds": [4.0, 1.0, 0.5, 0.1, 4.2, 1.2, 0.5, 0.1]})
+    fig = check(plotting.plot_bars(table, x="batch_size", y="seconds", hue="device", ylabel="time (s)"))
+    bars = fig.axes[0].patches
+    assert len(bars) == 4 and bars[0].get_height() == pytest.approx(4.1)
+    fig = check(plotting.plot_lines(table, x="batch_size", y="seconds", hue="device", logx=True))
+    assert [line.get_label() for line in fig.axes[0].lines] == ["cpu", "cuda"]
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [4.1, 1.1])
+    with pytest.raises(ValueError, match="not in the DataFrame"):
+        plotting.plot_bars(table, x="batch", y="seconds")
+
+
+@pytest.fixture
+def study():
+    def objective(params, number):
+        return make_history(params["lr"], diverged=params["lr"] > 0.5)
+
+    space = {"lr": LogUniform(1e-3, 1.0), "opt": Categorical(["sgd", "adam"])}
+    return run_sweep(objective, space, n_trials=8, sampler="random", storage="memory", seed=1, quiet=True)
+
+
+def test_sweep_plots(check, study):
+    n_diverged = sum(t.user_attrs["diverged"] for t in study.trials)
+    assert 0 < n_diverged < 8, "the fixture should contain both kinds of trials"
+    fig = check(plotting.plot_trial_curves(study))
+    assert len(fig.axes[0].lines) == 8 and any("best" in line.get_label() for line in fig.axes[0].lines)
+    fig = check(plotting.plot_parallel_coordinates(study))
+    trial_lines = [line for line in fig.axes[0].lines if len(line.get_xdata()) == 3]  # lr, opt, score
+    assert len(trial_lines) == 8 and sum(line.get_linestyle() == "--" for line in trial_lines) == n_diverged
+    assert {"sgd", "adam", "diverged"} <= set(_texts(fig))
+    check(plotting.plot_parallel_coordinates(study, metric="val_acc"))
+    fig = check(plotting.plot_param_importances(study))
+    assert sorted(t.get_text() for t in fig.axes[0].get_yticklabels()) == ["lr", "opt"]
+    assert sum(bar.get_width() for bar in fig.axes[0].patches) == pytest.approx(1.0)

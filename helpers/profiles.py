@@ -14,10 +14,19 @@ SETTINGS: dict[str, dict[str, dict]] = {}
 
 # --- Sheet 1: backprop and autodiff -------------------------------------------------
 SETTINGS.update({
+    # The Var networks of section 3: epochs and learning rates of the under-fitting, over-fitting
+    # and good-fit examples (in that order); size and noise of regression_1d; init std of the
+    # over-fitting network's first layer; validation loss logged every eval_every epochs.
+    "autodiff.var_fit": {
+        "smoke": {"n": 60, "noise": 0.4, "epochs": [5, 5, 5], "lrs": [0.01, 0.003, 0.01], "over_std": 4.0, "eval_every": 1},
+        "quick": {"n": 60, "noise": 0.4, "epochs": [100, 750, 150], "lrs": [0.01, 0.003, 0.01], "over_std": 4.0, "eval_every": 10},
+        "full": {"n": 60, "noise": 0.4, "epochs": [200, 1500, 300], "lrs": [0.01, 0.003, 0.01], "over_std": 4.0, "eval_every": 5},
+    },
+    # batch_size 32 as in the sheet; quick trains fewer, smaller runs to keep the trends in minutes.
     "autodiff.deep_wide": {
-        "smoke": {"depths": [0, 1, 2], "widths": [1, 5], "repeats": 2, "epochs": 2, "n_samples": 300},
-        "quick": {"depths": [0, 1, 2, 3, 5, 10], "widths": [1, 2, 3, 5, 10, 20], "repeats": 3, "epochs": 10, "n_samples": 1000},
-        "full": {"depths": [0, 1, 2, 3, 5, 10, 20], "widths": [1, 2, 3, 5, 10, 20], "repeats": 6, "epochs": 25, "n_samples": 1000},
+        "smoke": {"depths": [0, 1, 2], "widths": [1, 5], "repeats": 2, "epochs": 2, "n_samples": 300, "noise": 0.2, "batch_size": 64},
+        "quick": {"depths": [0, 1, 2, 3, 5, 10], "widths": [1, 2, 3, 5, 10, 20], "repeats": 2, "epochs": 10, "n_samples": 600, "noise": 0.2, "batch_size": 64},
+        "full": {"depths": [0, 1, 2, 3, 5, 10, 20], "widths": [1, 2, 3, 5, 10, 20], "repeats": 6, "epochs": 25, "n_samples": 1000, "noise": 0.2, "batch_size": 32},
     },
     "autodiff.sweep": {
         "smoke": {"n_trials": 3, "epochs": 2, "n_samples": 300},
@@ -28,28 +37,141 @@ SETTINGS.update({
 
 # --- Sheet 2: optimisation on FashionMNIST ------------------------------------------
 SETTINGS.update({
+    # Exercise 1.1: logistic regression on two 2-D blobs; one stable learning rate per method.
+    "optim.convex": {
+        "smoke": {"n": 400, "epochs": 20, "tolerance": 0.005, "minibatch": 32,
+                  "lr_bgd": 2.0, "lr_sgd": 0.02, "lr_minibatch": 0.5},
+        "quick": {"n": 1000, "epochs": 20, "tolerance": 0.005, "minibatch": 32,
+                  "lr_bgd": 2.0, "lr_sgd": 0.02, "lr_minibatch": 0.5},
+        "full": {"n": 1000, "epochs": 20, "tolerance": 0.005, "minibatch": 32,
+                 "lr_bgd": 2.0, "lr_sgd": 0.02, "lr_minibatch": 0.5},
+    },
+    # Exercise 2.3: the hand-written loop against fit() (torchvision DataLoader, per-sample transforms).
+    "optim.loop": {
+        "smoke": {"train_limit": None, "batch_size": 64, "lr": 0.05, "epochs": 1},
+        "quick": {"train_limit": 5000, "batch_size": 64, "lr": 0.05, "epochs": 1},
+        "full": {"train_limit": None, "batch_size": 64, "lr": 0.05, "epochs": 1},
+    },
+    # Exercise 2.4: SGD grid (learning rate x batch size) on the validation set, then Adam at its default.
     "optim.grid": {
-        "smoke": {"lrs": [0.01, 0.1], "batch_sizes": [64], "epochs": 1, "train_limit": 500},
-        "quick": {"lrs": [0.01, 0.05, 0.2], "batch_sizes": [32, 128, 512], "epochs": 3, "train_limit": 20000},
-        "full": {"lrs": [0.01, 0.05, 0.1, 0.2], "batch_sizes": [32, 64, 128, 256], "epochs": 20, "train_limit": None},
+        "smoke": {"lrs": [0.05, 0.2], "batch_sizes": [32, 128], "epochs": 2, "train_limit": None,
+                  "depth": 2, "width": 64},
+        "quick": {"lrs": [0.01, 0.05, 0.2], "batch_sizes": [32, 128, 512], "epochs": 4, "train_limit": 15000,
+                  "depth": 2, "width": 256},
+        "full": {"lrs": [0.01, 0.05, 0.1, 0.2], "batch_sizes": [32, 64, 128, 256], "epochs": 20,
+                 "train_limit": None, "depth": 2, "width": 256},
+    },
+    "optim.adam": {
+        "smoke": {"lr": 1e-3, "batch_size": 64, "target_acc": 0.5},
+        "quick": {"lr": 1e-3, "batch_size": 64, "target_acc": 0.82},
+        "full": {"lr": 1e-3, "batch_size": 64, "target_acc": 0.87},
     },
 })
 
 # --- Sheet 3: MLP and CNN studies ---------------------------------------------------
+# Europe countries MLP (parts 1-2): the course skeleton is 6 hidden layers of 16, ReLU, Adam lr 1e-3,
+# 50 epochs, batch 256 (validation/test batches 1024). quick keeps the full 106,897 training points and
+# cuts epochs; only batch size 1 is subsampled (`train_limits`). CNN transfer (part 3): `image_size` is the
+# side ResNet18 sees (28×28 images are upscaled on the fly), `train_limit`/`eval_limit` subsample the splits,
+# `threads` caps torch's CPU threads for part 3 (None: torch's default). Small images in batches of 32 gain
+# little from a second thread, and lose several-fold when other programs share the two cores.
+_GRAD_LAYERS = [0, 30, 60, 90, 95, 99]
 SETTINGS.update({
     "mlp.defaults": {
-        "smoke": {"epochs": 2, "batch_size": 256, "train_limit": None},
-        "quick": {"epochs": 10, "batch_size": 256, "train_limit": None},
-        "full": {"epochs": 50, "batch_size": 256, "train_limit": None},
+        "smoke": {"depth": 6, "width": 16, "lr": 1e-3, "epochs": 2, "batch_size": 256, "eval_batch_size": 1024},
+        "quick": {"depth": 6, "width": 16, "lr": 1e-3, "epochs": 10, "batch_size": 256, "eval_batch_size": 1024},
+        "full": {"depth": 6, "width": 16, "lr": 1e-3, "epochs": 50, "batch_size": 256, "eval_batch_size": 1024},
+    },
+    "mlp.lr": {
+        "smoke": {"lrs": [1.0, 0.01, 1e-3, 1e-5], "epochs": 2},
+        "quick": {"lrs": [1.0, 0.2, 0.01, 1e-3, 5e-4, 1e-5], "epochs": 5},
+        "full": {"lrs": [1.0, 0.2, 0.01, 1e-3, 5e-4, 1e-5], "epochs": 50},
+    },
+    "mlp.epochs": {
+        "smoke": {"epochs": 3, "report_at": [1, 2, 3]},
+        "quick": {"epochs": 20, "report_at": [1, 5, 10, 20]},
+        "full": {"epochs": 100, "report_at": [1, 5, 10, 20, 50, 100]},
+    },
+    "mlp.batch_norm": {
+        "smoke": {"epochs": 2},
+        "quick": {"epochs": 5},
+        "full": {"epochs": 50},
+    },
+    "mlp.batch_size": {
+        "smoke": {"batch_sizes": [1, 16, 128, 1024], "epochs": [1, 1, 1, 1], "train_limits": [300, 1000, None, None],
+                  "noise_window": 50},
+        "quick": {"batch_sizes": [1, 16, 128, 1024], "epochs": [1, 1, 5, 5],
+                  "train_limits": [10_000, None, None, None], "noise_window": 200},
+        "full": {"batch_sizes": [1, 16, 128, 1024], "epochs": [1, 10, 50, 50], "train_limits": [None, None, None, None],
+                 "noise_window": 200},
+    },
+    "mlp.shapes": {
+        "smoke": {"depths": [1, 2, 6, 10], "widths": [8, 16, 32, 64], "epochs": 1},
+        "quick": {"depths": [1, 2, 6, 10], "widths": [8, 16, 32, 64], "epochs": 5},
+        "full": {"depths": [1, 2, 6, 10], "widths": [8, 16, 32, 64], "epochs": 50},
+    },
+    "mlp.grad_norms": {
+        "smoke": {"depth": 100, "width": 4, "epochs": 1, "train_limit": 512, "layers": _GRAD_LAYERS},
+        "quick": {"depth": 100, "width": 4, "epochs": 3, "train_limit": 10_000, "layers": _GRAD_LAYERS},
+        "full": {"depth": 100, "width": 4, "epochs": 10, "train_limit": None, "layers": _GRAD_LAYERS},
+    },
+    "mlp.implicit": {
+        "smoke": {"alphas": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "epochs": 1},
+        "quick": {"alphas": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "epochs": 5},
+        "full": {"alphas": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "epochs": 50},
+    },
+    "cnn.transfer": {
+        "smoke": {"image_size": 16, "train_limit": 64, "eval_limit": 64, "lrs": [1e-3], "epochs": 1,
+                  "batch_size": 32, "threads": 1},
+        "quick": {"image_size": 32, "train_limit": 960, "eval_limit": 400, "lrs": [1e-2, 1e-3, 1e-4], "epochs": 1,
+                  "batch_size": 32, "threads": 1},
+        "full": {"image_size": 224, "train_limit": None, "eval_limit": None, "lrs": [1e-1, 1e-2, 1e-3, 1e-4, 1e-5],
+                 "epochs": 1, "batch_size": 32, "threads": None},
+    },
+    # The kit's own backbone (used when ImageNet weights cannot be loaded): ResNet18 trained on the
+    # eight FashionMNIST classes that are not in the binary task, at the task's image size.
+    "cnn.backbone": {
+        "smoke": {"train_limit": 128, "val_limit": 64, "epochs": 1, "lr": 1e-3, "batch_size": 64},
+        "quick": {"train_limit": 2560, "val_limit": 500, "epochs": 1, "lr": 1e-3, "batch_size": 64},
+        "full": {"train_limit": None, "val_limit": None, "epochs": 2, "lr": 1e-3, "batch_size": 64},
     },
 })
 
 # --- Sheet 4: GPU performance lab ---------------------------------------------------
+# Every part: `epochs` timed epochs after `warmup_steps` untimed steps, on the first `train_limit`
+# training images (None = all 45,000), through a torch DataLoader with `num_workers` workers as in
+# the course (parts 1-5); part 6 compares that with the in-memory path. On the CPU the mixed-precision
+# part uses `cpu_train_limit` images: bfloat16 without native CPU support is very slow.
 SETTINGS.update({
     "perf.cpu_vs_gpu": {
-        "smoke": {"epochs": 1, "batch_size": 64, "train_limit": 256},
-        "quick": {"epochs": 2, "batch_size": 64, "train_limit": 5000},
-        "full": {"epochs": 5, "batch_size": 64, "train_limit": None},
+        "smoke": {"model": "MediumNet", "epochs": 2, "batch_size": 64, "train_limit": 128, "warmup_steps": 1, "num_workers": 0, "lr": 1e-3},
+        "quick": {"model": "MediumNet", "epochs": 2, "batch_size": 64, "train_limit": 5000, "warmup_steps": 5, "num_workers": 2, "lr": 1e-3},
+        "full": {"model": "MediumNet", "epochs": 5, "batch_size": 64, "train_limit": None, "warmup_steps": 10, "num_workers": 2, "lr": 1e-3},
+    },
+    "perf.batch_size": {
+        "smoke": {"model": "MediumNet", "batch_sizes": [16, 64, 256, 1024], "epochs": 1, "train_limit": 128, "warmup_steps": 1, "num_workers": 0},
+        "quick": {"model": "MediumNet", "batch_sizes": [16, 64, 256, 1024], "epochs": 2, "train_limit": 2500, "warmup_steps": 3, "num_workers": 2},
+        "full": {"model": "MediumNet", "batch_sizes": [16, 64, 256, 1024], "epochs": 3, "train_limit": None, "warmup_steps": 5, "num_workers": 2},
+    },
+    "perf.model_size": {
+        "smoke": {"models": ["SmallNet", "MediumNet", "LargeNet"], "batch_size": 128, "epochs": 1, "train_limit": 64, "warmup_steps": 1, "num_workers": 0},
+        "quick": {"models": ["SmallNet", "MediumNet", "LargeNet"], "batch_size": 128, "epochs": 2, "train_limit": 2000, "warmup_steps": 3, "num_workers": 2},
+        "full": {"models": ["SmallNet", "MediumNet", "LargeNet"], "batch_size": 128, "epochs": 3, "train_limit": None, "warmup_steps": 5, "num_workers": 2},
+    },
+    "perf.workers": {
+        "smoke": {"model": "MediumNet", "num_workers": [0, 2], "batch_size": 256, "epochs": 1, "train_limit": 128, "warmup_steps": 1},
+        "quick": {"model": "MediumNet", "num_workers": [0, 2, 4, 8], "batch_size": 256, "epochs": 2, "train_limit": 5000, "warmup_steps": 2},
+        "full": {"model": "MediumNet", "num_workers": [0, 2, 4, 8], "batch_size": 256, "epochs": 3, "train_limit": None, "warmup_steps": 3},
+    },
+    "perf.amp": {
+        "smoke": {"model": "LargeNet", "batch_size": 4, "epochs": 1, "train_limit": 64, "cpu_train_limit": 4, "warmup_steps": 1, "num_workers": 0},
+        "quick": {"model": "LargeNet", "batch_size": 128, "epochs": 2, "train_limit": 5000, "cpu_train_limit": 64, "warmup_steps": 1, "num_workers": 2},
+        "full": {"model": "LargeNet", "batch_size": 128, "epochs": 3, "train_limit": None, "cpu_train_limit": 512, "warmup_steps": 5, "num_workers": 2},
+    },
+    "perf.pipeline": {
+        "smoke": {"model": "MediumNet", "batch_size": 64, "epochs": 2, "train_limit": 128, "warmup_steps": 1, "num_workers": 0},
+        "quick": {"model": "MediumNet", "batch_size": 64, "epochs": 2, "train_limit": 5000, "warmup_steps": 5, "num_workers": 2},
+        "full": {"model": "MediumNet", "batch_size": 64, "epochs": 5, "train_limit": None, "warmup_steps": 10, "num_workers": 2},
     },
 })
 

@@ -1,0 +1,210 @@
+"""Tests for helpers.profiling: warm-up excluded, synchronised clocks, robust summaries, peak memory."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers import profiling
+from helpers.profiling import (CPU_KIND, CUDA_KIND, NO_GPU, Timer, Timing, environment_report, measure_epochs,
+                               throughput, time_fn, track_peak_memory, unavailable_record)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)
+
+
+class CountingLoader:
+    """A loader of fixed batches that counts what it hands out; the first `slow` batches are slow."""
+
+    def __init__(self, n_batches=4, batch_size=16, slow=0, delay=0.3, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.batch_size = batch_size
+        # A learnable task: the class is decided by the sign of the first pixel pair.
+        X = torch.randn(n_batches * batch_size, 3, 4, 4, generator=g)
+        y = (X[:, 0, 0, 0] > 0).long()
+        self.batches = list(zip(X.split(batch_size), y.split(batch_size)))
+        self.given, self.slow, self.delay = 0, slow, delay
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        for xb, yb in self.batches:
+            if self.given < self.slow:
+                time.sleep(self.delay)
+            self.given += 1
+            yield xb, yb
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(48, 2))
+
+
+def test_time_fn_runs_warmup_untimed():
+    calls = []
+
+    def work():
+        calls.append(1)
+        # The warm-up calls are slow (like a first CUDA call); timed calls are fast.
+        time.sleep(0.15 if len(calls) <= 3 else 0.005)
+
+    timing = time_fn(work, repeats=4, warmup=3, device="cpu")
+    assert len(calls) == 7
+    assert len(timing.times) == 4 and timing.warmup == 3
+    assert timing.median < 0.1, "a warm-up call leaked into the timed runs"
+    assert timing.clock == "perf_counter"
+
+
+def test_median_and_spread_on_sleep_workload():
+    durations = iter([0.02, 0.04, 0.03, 0.05, 0.25])
+    timing = time_fn(lambda: time.sleep(next(durations)), repeats=5, warmup=0, device="cpu")
+    # The slow outlier moves neither the median (0.04) nor the IQR (0.05 - 0.03).
+    assert 0.039 <= timing.median <= 0.055
+    assert 0.01 <= timing.spread <= 0.03
+    assert timing.summary()["max_s"] >= 0.25
+    assert timing.summary()["repeats"] == 5
+
+
+def test_timing_summary_exact_values():
+    t = Timing(times=[1.0, 2.0, 3.0, 4.0, 100.0], warmup=1, clock="perf_counter", device="cpu")
+    assert t.median == 3.0 and t.spread == 2.0 and t.mean == 22.0
+    assert Timing(times=[5.0], warmup=0, clock="perf_counter", device="cpu").spread == 0.0
+
+
+def test_time_fn_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="repeats"):
+        time_fn(lambda: None, repeats=0)
+    with pytest.raises(ValueError, match="warmup"):
+        time_fn(lambda: None, warmup=-1)
+
+
+def test_timer_waits_for_the_device_before_stopping(monkeypatch):
+    synced = []
+
+    def slow_sync(device=None):
+        # Stands in for queued GPU work that finishes only when we synchronise.
+        synced.append(time.perf_counter())
+        if len(synced) == 2:
+            time.sleep(0.1)
+
+    monkeypatch.setattr(profiling, "synchronize", slow_sync)
+    with Timer("cpu") as t:
+        pass
+    assert len(synced) == 2, "the timer must synchronise when it starts and when it stops"
+    assert t.elapsed >= 0.1, "the clock stopped before the device finished"
+
+
+def test_throughput():
+    assert throughput(1000, 2.0) == 500.0
+    assert math.isnan(throughput(10, 0.0))
+
+
+def test_cpu_peak_memory_sees_a_freed_allocation():
+    with track_peak_memory("cpu", interval=0.005) as mem:
+        block = np.ones(200 * 2**20 // 8)  # 200 MB, touched so that it is resident
+        time.sleep(0.05)
+        del block
+    assert mem.kind == CPU_KIND
+    assert mem.increase_mb >= 150, mem
+    assert mem.peak_mb >= mem.increase_mb
+    assert "whole Python process" in mem.note
+
+
+def test_measure_epochs_excludes_warmup_and_learns():
+    # One short run first: a process's very first training steps pay one-off costs of their own.
+    measure_epochs(tiny_model(), CountingLoader(n_batches=2), device="cpu", epochs=1, warmup_steps=2)
+    loader = CountingLoader(n_batches=4, batch_size=16, slow=3, delay=0.5)
+    model = tiny_model()
+    with torch.no_grad():
+        before = nn.functional.cross_entropy(model(torch.cat([b[0] for b in loader.batches])),
+                                             torch.cat([b[1] for b in loader.batches])).item()
+    loader.given = 0
+    rec = measure_epochs(model, loader, device="cpu", epochs=3, warmup_steps=3, lr=0.05)
+    assert loader.given == 3 + 3 * 4, "warm-up steps plus three full epochs"
+    assert len(rec["epoch_times"]) == 3
+    assert rec["epoch_time_median"] < 0.5, "the slow warm-up batches were timed"
+    assert rec["images_per_epoch"] == 64
+    assert rec["images_per_s"] == pytest.approx(64 / rec["epoch_time_median"])
+    assert rec["epoch_time_spread"] >= 0
+    assert rec["peak_mem_kind"] == CPU_KIND and rec["peak_mem_mb"] > 0
+    assert rec["final_loss"] < before, "training did not reduce the loss"
+    assert rec["device"] == "cpu" and rec["batch_size"] == 16 and rec["amp_dtype"] == "float32"
+
+
+def test_measure_epochs_warmup_cycles_a_short_loader():
+    loader = CountingLoader(n_batches=2)
+    measure_epochs(tiny_model(), loader, device="cpu", epochs=1, warmup_steps=5)
+    assert loader.given == 5 + 2
+
+
+def test_measure_epochs_amp_on_cpu_uses_bfloat16():
+    rec = measure_epochs(tiny_model(), CountingLoader(), device="cpu", epochs=1, warmup_steps=1, amp=True)
+    assert rec["amp"] and rec["amp_dtype"] == "bfloat16"
+    assert math.isfinite(rec["final_loss"])
+
+
+def test_environment_report_keys():
+    env = environment_report("cpu", amp=True)
+    for key in ["device", "device_name", "gpu", "torch", "cuda", "cudnn", "cpu_threads", "cpu_cores",
+                "amp", "amp_dtype", "tf32_matmul", "tf32_cudnn"]:
+        assert key in env, key
+    assert env["torch"] == torch.__version__
+    assert env["cpu_threads"] == torch.get_num_threads()
+    assert env["amp"] is True and env["amp_dtype"] == "bfloat16"
+    assert env["tf32_matmul"] is False, "TF32 is a GPU feature; it cannot be on for a CPU run"
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="this machine has a GPU")
+def test_no_gpu_is_reported_not_faked(monkeypatch):
+    monkeypatch.delenv("KIT_DEVICE", raising=False)
+    assert profiling.accelerator() is None
+    assert environment_report()["gpu"] == NO_GPU
+    with pytest.raises(ValueError, match="no GPU"):
+        Timer("cuda")
+    with pytest.raises(ValueError, match="no GPU"):
+        measure_epochs(tiny_model(), CountingLoader(), device="cuda")
+    rec = unavailable_record("MediumNet on GPU", batch_size=64)
+    assert rec["note"] == NO_GPU and rec["batch_size"] == 64 and math.isnan(rec["epoch_time_median"])
+
+
+def test_kit_device_cpu_means_no_accelerator(monkeypatch):
+    monkeypatch.setenv("KIT_DEVICE", "cpu")
+    assert profiling.accelerator() is None
+
+
+@needs_cuda
+def test_cuda_peak_memory_is_reset_per_run():
+    big = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")  # 256 MB peak before the run
+    del big
+    with track_peak_memory("cuda") as mem:
+        small = torch.empty(16 * 2**20, dtype=torch.uint8, device="cuda")
+        del small
+    assert mem.kind == CUDA_KIND
+    assert 15 <= mem.increase_mb < 64, "the earlier 256 MB peak leaked in: the stats were not reset"
+
+
+@needs_cuda
+def test_cuda_timer_waits_for_kernels():
+    a = torch.randn(4096, 4096, device="cuda")
+    timing = time_fn(lambda: a @ a, repeats=3, warmup=1, device="cuda")
+    assert timing.clock == "cuda events"
+    # 2·4096³ flops cannot finish in 10 µs on any GPU: an unsynchronised clock would say it did.
+    assert timing.median > 1e-5
+
+
+def test_cap_workers_drops_counts_above_the_cores():
+    kept, note = profiling.cap_workers([0, 2, 4, 8], cores=2)
+    assert kept == [0, 2]
+    assert "4, 8" in note and "2 CPU cores" in note
+    assert profiling.cap_workers([0, 2], cores=4) == ([0, 2], "")
+
+
+def test_make_dataloader_limits_and_batches():
+    data = torch.utils.data.TensorDataset(torch.randn(50, 3, 4, 4), torch.arange(50))
+    loader = profiling.make_dataloader(data, batch_size=8, limit=20, shuffle=True, seed=1)
+    seen = torch.cat([yb for _, yb in loader])
+    assert len(loader) == 3 and sorted(seen.tolist()) == list(range(20))

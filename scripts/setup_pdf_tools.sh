@@ -5,7 +5,8 @@
 # Anywhere else: prints the one command to run and exits non-zero.
 set -eu
 
-APT_PACKAGES="chromium libjs-mathjax poppler-utils"
+# fonts-dejavu-core: with --no-install-recommends a bare machine may have no text font at all.
+APT_PACKAGES="chromium libjs-mathjax poppler-utils fonts-dejavu-core"
 
 have_browser() {
     [ -n "${CHROMIUM_PATH:-}" ] && [ -x "${CHROMIUM_PATH}" ] && return 0

@@ -34,7 +34,7 @@ from .sweeps import (Categorical, IntRange, LogUniform, Uniform, default_storage
                      run_sweep, sweep_frame, trial_history)
 from .training import History
 
-__all__ = ["run_grid", "cache_key", "function_name", "summarize",
+__all__ = ["run_grid", "GridRunError", "cache_key", "function_name", "summarize",
            "Categorical", "IntRange", "LogUniform", "Uniform", "run_sweep", "sweep_frame", "trial_history",
            "default_storage", "grid_size", "n_finished"]
 
@@ -260,17 +260,21 @@ def _row(run: _Run, record: dict, cached: bool) -> dict:
 
 def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, repeats: int = 1,
              fixed: dict | None = None, profile: str | None = None, force: bool = False, n_jobs: int = 1,
-             name: str | None = None, quiet: bool = False) -> pd.DataFrame:
+             name: str | None = None, quiet: bool = False, errors: str = "raise") -> pd.DataFrame:
     """Run ``train_fn(**params, **fixed, seed=s)`` for every grid combination and seed; one row per run.
 
     ``train_fn`` returns a History, or a dict of scalars (optionally with key ``"history"``).
     Finished runs are cached as JSON (see the module docstring) and reused unless ``force=True``;
-    an exception in one run fills the ``error`` column and the grid goes on; Ctrl-C stops it and
+    an exception in one run does not stop the others: every run is tried (and the good ones cached),
+    then ``errors="raise"`` (the default) raises ``GridRunError`` naming the failed runs, while
+    ``errors="record"`` returns them in an ``error`` column instead. Ctrl-C stops the grid and
     keeps every finished run. ``n_jobs > 1`` trains in local worker processes (joblib), which
     needs ``train_fn`` defined in an importable module (a .py file); a function defined in a
     notebook falls back to ``n_jobs=1`` with a warning. The DataFrame's ``attrs["params"]``
     names the grid columns (``plot_runs`` uses it for labels).
     """
+    if errors not in ("raise", "record"):
+        raise ValueError(f"errors must be 'raise' or 'record'; got {errors!r}.")
     fixed = dict(fixed or {})
     _check_grid(grid, fixed, repeats)
     runs = _plan(train_fn, grid, fixed, repeats, get_profile(profile), name)
@@ -300,7 +304,22 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
         raise
     finally:
         bar.close()
-    return _frame(runs, records, list(grid))
+    frame = _frame(runs, records, list(grid))
+    if errors == "raise" and counts["errors"]:
+        raise GridRunError(frame, list(grid) + ["seed"])
+    return frame
+
+
+class GridRunError(RuntimeError):
+    """Some runs of a grid raised; the others finished and are cached (``.frame`` holds all rows)."""
+
+    def __init__(self, frame: pd.DataFrame, columns: list[str]):
+        failed = frame[frame["error"].notna()]
+        lines = [", ".join(f"{c}={row[c]}" for c in columns) + f": {row['error']}" for _, row in failed.iterrows()]
+        super().__init__(f"{len(failed)} of {len(frame)} runs failed (the others are cached; run again to retry "
+                         "only the failed ones, or pass errors='record' to get them as an 'error' column):\n  "
+                         + "\n  ".join(lines[:10]) + ("\n  ..." if len(lines) > 10 else ""))
+        self.frame = frame
 
 
 def _frame(runs: list[_Run], records: list, params: list[str]) -> pd.DataFrame:

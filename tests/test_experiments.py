@@ -9,7 +9,7 @@ import pytest
 
 from helpers import experiments
 from helpers.config import cache_dir
-from helpers.experiments import cache_key, run_grid
+from helpers.experiments import GridRunError, cache_key, run_grid
 from helpers.training import History
 
 CALLS: list[dict] = []
@@ -125,14 +125,30 @@ def test_error_is_recorded_and_grid_goes_on():
             raise RuntimeError("exploded")
         return counting_train(lr, seed=seed)
 
-    frame = run_grid(flaky, {"lr": [0.1, 1.0, 0.5]}, quiet=True)
+    frame = run_grid(flaky, {"lr": [0.1, 1.0, 0.5]}, quiet=True, errors="record")
     assert list(frame["error"].isna()) == [True, False, True]
     assert frame.loc[1, "error"] == "RuntimeError: exploded"
     assert frame.loc[1, "history"] is None and frame.loc[2, "history"] is not None
     # Failed runs are not cached: the next call retries exactly them.
     CALLS.clear()
-    again = run_grid(flaky, {"lr": [0.1, 1.0, 0.5]}, quiet=True)
+    again = run_grid(flaky, {"lr": [0.1, 1.0, 0.5]}, quiet=True, errors="record")
     assert len(CALLS) == 0 and list(again["cached"]) == [True, False, True]
+
+
+def test_errors_raise_by_default_after_every_run_was_tried():
+    def flaky(lr, seed=0):
+        if lr == 1.0:
+            raise RuntimeError("exploded")
+        return counting_train(lr, seed=seed)
+
+    CALLS.clear()
+    with pytest.raises(GridRunError, match=r"1 of 3 runs failed[\s\S]*lr=1.0, seed=0: RuntimeError: exploded") as info:
+        run_grid(flaky, {"lr": [0.1, 1.0, 0.5]}, quiet=True)
+    assert len(CALLS) == 2 and len(info.value.frame) == 3  # the run after the failure still trained
+    CALLS.clear()
+    with pytest.raises(GridRunError):
+        run_grid(flaky, {"lr": [0.1, 1.0, 0.5]}, quiet=True)
+    assert len(CALLS) == 0  # the good runs came from the cache
 
 
 def test_diverged_history_is_a_normal_cached_result():

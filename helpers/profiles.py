@@ -56,7 +56,7 @@ SETTINGS.update({
     "optim.grid": {
         "smoke": {"lrs": [0.05, 0.2], "batch_sizes": [32, 128], "epochs": 2, "train_limit": None,
                   "depth": 2, "width": 64},
-        "quick": {"lrs": [0.01, 0.05, 0.2], "batch_sizes": [32, 128, 512], "epochs": 4, "train_limit": 15000,
+        "quick": {"lrs": [0.01, 0.05, 0.2], "batch_sizes": [32, 128, 512], "epochs": 5, "train_limit": 20000,
                   "depth": 2, "width": 256},
         "full": {"lrs": [0.01, 0.05, 0.1, 0.2], "batch_sizes": [32, 64, 128, 256], "epochs": 20,
                  "train_limit": None, "depth": 2, "width": 256},

@@ -1,0 +1,226 @@
+"""helpers.transfer (binary task, kit backbone, baselines, ranking) and helpers.features (sin features)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers import features, transfer
+from helpers.data import FASHION_CLASSES, Split, load_fashion_mnist
+from helpers.training import History
+
+SIZE = 16  # the smallest image side ResNetInput accepts; keeps every ResNet18 step to milliseconds
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny ResNet18 steps: a second thread only adds synchronisation (and stalls when cores are shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def smoke(monkeypatch):
+    """Generated stand-in data (no real files needed)."""
+    monkeypatch.setenv("KIT_PROFILE", "smoke")
+
+
+@pytest.fixture
+def tiny_task(smoke) -> transfer.BinaryTask:
+    return transfer.fashion_binary_task(train_limit=32, eval_limit=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory) -> transfer.Backbone:
+    """One kit backbone (one training step) shared by the baseline tests."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KIT_PROFILE", "smoke")
+        mp.setenv("KIT_CACHE", str(tmp_path_factory.mktemp("backbone-cache")))
+        return transfer.kit_backbone(SIZE, train_limit=32, batch_size=32)
+
+
+# --- the sin(α·x) implicit representation ----------------------------------------------------
+def test_sin_features_shape_order_and_values():
+    X = torch.tensor([[1.0, -2.0], [30.0, 45.5], [0.0, 0.0]])
+    out = features.sin_features(X)
+    assert out.shape == (3, 20)
+    alphas = features.DEFAULT_ALPHAS
+    assert alphas == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    for i in range(3):
+        for j in range(2):  # each coordinate's ten frequencies sit together
+            for k, a in enumerate(alphas):
+                assert out[i, j * 10 + k].item() == pytest.approx(math.sin(a * X[i, j].item()), abs=1e-6)
+    assert torch.all(out[2] == 0)
+
+
+def test_sin_features_numpy_module_and_errors():
+    X = np.random.default_rng(0).uniform(-10, 70, size=(50, 2)).astype(np.float32)
+    out = features.sin_features(X, alphas=[0.5, 2.0])
+    assert isinstance(out, np.ndarray) and out.shape == (50, 4)
+    np.testing.assert_allclose(out[:, 1], np.sin(2.0 * X[:, 0]), atol=1e-5)
+    np.testing.assert_allclose(out[:, 2], np.sin(0.5 * X[:, 1]), atol=1e-5)
+    layer = features.SinFeatures()
+    assert list(layer.parameters()) == []  # fixed frequencies, nothing to learn
+    torch.testing.assert_close(layer(torch.from_numpy(X)), features.sin_features(torch.from_numpy(X)))
+    with pytest.raises(ValueError, match="2-D"):
+        features.sin_features(torch.zeros(5))
+    with pytest.raises(ValueError, match="non-empty"):
+        features.sin_features(X, alphas=[])
+
+
+# --- the binary task ---------------------------------------------------------------------------
+def test_standin_task_on_real_fashion_mnist(shared_data):
+    task = transfer.fashion_binary_task(root=shared_data)
+    assert task.classes == ["T-shirt/top", "Shirt"]
+    full = load_fashion_mnist(shared_data, normalize=False)
+    tshirt, shirt = FASHION_CLASSES.index("T-shirt/top"), FASHION_CLASSES.index("Shirt")
+    for name in ("train", "val", "test"):
+        split, source = getattr(task, name), getattr(full, name)
+        assert split.X.shape[1:] == (1, 28, 28) and split.X.dtype == torch.float32
+        assert split.y.dtype == torch.float32 and set(split.y.unique().tolist()) == {0.0, 1.0}
+        assert 0.0 <= split.X.min() and split.X.max() <= 1.0
+        # label 1 is exactly the Shirt images, label 0 exactly the T-shirts, in the data layer's split
+        torch.testing.assert_close(split.X[split.y == 1], source.X[source.y == shirt])
+        torch.testing.assert_close(split.X[split.y == 0], source.X[source.y == tshirt])
+    sizes = task.sizes()
+    assert sizes["train"] + sizes["val"] == 12_000 and sizes["test"] == 2_000
+    # the course's faces set trains ~1,400 steps of 32; the stand-in is of the same order (a few hundred)
+    assert 250 <= math.ceil(sizes["train"] / 32) <= 1_400
+    assert "Shirt" in task.note and "stand-in" in task.note.lower()
+
+
+def test_standin_task_subsample_and_bad_classes(tiny_task):
+    assert tiny_task.sizes() == {"train": 32, "val": 16, "test": 16}
+    x, y = tiny_task.arrays("train")
+    assert x.shape == (32, 784) and y.dtype == np.int64 and set(np.unique(y)) <= {0, 1}
+    xb, yb = next(iter(tiny_task.loader("train", 16, shuffle=True)))
+    assert xb.shape == (16, 1, 28, 28) and yb.dtype == torch.float32
+    with pytest.raises(ValueError, match="two different FashionMNIST classes"):
+        transfer.fashion_binary_task(classes=("Shirt", "Sweater"))
+    with pytest.raises(ValueError, match="Unknown split"):
+        tiny_task.split("validation")
+
+
+def test_faces_imagefolder_is_found_and_loaded(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "test"):
+        for cls in ("fake", "real"):
+            folder = tmp_path / "real-vs-fake" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(3):
+                pixels = rng.integers(0, 255, size=(40, 40, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    assert transfer.find_faces([tmp_path / "elsewhere"]) is None
+    assert transfer.find_faces([tmp_path]) == tmp_path / "real-vs-fake"
+    task = transfer.load_binary_task(root=tmp_path, image_size=SIZE)
+    assert task.classes == ["fake", "real"] and task.sizes() == {"train": 6, "val": 6, "test": 6}
+    xb, yb = next(iter(task.loader("train", 6)))
+    assert xb.shape == (6, 3, SIZE, SIZE) and yb.dtype == torch.float32
+    assert sorted(yb.tolist()) == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert task.arrays("test")[0].shape == (6, 3 * SIZE * SIZE)
+
+
+# --- models and the kit backbone -----------------------------------------------------------------
+def test_resnet_input_replicates_resizes_and_normalises():
+    layer = transfer.ResNetInput(SIZE)
+    out = layer(torch.full((2, 1, 28, 28), 0.5))
+    assert out.shape == (2, 3, SIZE, SIZE)
+    expected = [(0.5 - m) / s for m, s in zip(transfer.IMAGENET_MEAN, transfer.IMAGENET_STD)]
+    torch.testing.assert_close(out[0, :, 5, 7], torch.tensor(expected))
+    with pytest.raises(ValueError, match="at least 16"):
+        transfer.ResNetInput(8)
+
+
+def test_kit_backbone_pretrains_caches_and_transfers(smoke, monkeypatch):
+    from helpers.config import cache_dir
+
+    backbone = transfer.kit_backbone(SIZE, train_limit=32, batch_size=32)
+    assert backbone.source == "kit" and 0.0 <= backbone.val_acc <= 1.0
+    assert "8 other FashionMNIST classes" in backbone.description
+    files = list((cache_dir() / "backbones").glob("*.pt"))
+    assert len(files) == 1
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached backbone must not be trained again")
+
+    monkeypatch.setattr(transfer, "fit", no_training)
+    again = transfer.kit_backbone(SIZE, train_limit=32, batch_size=32)
+    for k, v in backbone.state_dict.items():
+        torch.testing.assert_close(again.state_dict[k], v)
+    # fine-tune and linear probe start from these weights; a probe trains only its head
+    probe = transfer.build_resnet("linear_probe", backbone, SIZE)
+    torch.testing.assert_close(probe[1].backbone.conv1.weight, backbone.state_dict["backbone.conv1.weight"])
+    assert {n for n, p in probe.named_parameters() if p.requires_grad} == {"1.head.weight", "1.head.bias"}
+    scratch = transfer.build_resnet("scratch", None, SIZE)
+    assert not torch.equal(scratch[1].backbone.conv1.weight, backbone.state_dict["backbone.conv1.weight"])
+    with pytest.raises(ValueError, match="needs a pretrained Backbone"):
+        transfer.build_resnet("finetune", None, SIZE)
+
+
+def test_pretrained_backbone_falls_back_to_kit_offline(smoke, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no ImageNet weights cached there; tests run offline
+    backbone = transfer.pretrained_backbone(SIZE, train_limit=32, batch_size=32)
+    assert backbone.source == "kit"
+    from helpers.models import PretrainedUnavailable
+
+    with pytest.raises(PretrainedUnavailable):
+        transfer.pretrained_backbone(SIZE, prefer="imagenet")
+
+
+# --- baselines and results -------------------------------------------------------------------------
+def test_every_baseline_returns_metrics_and_test_probabilities(tiny_task, tiny_backbone):
+    backbone = tiny_backbone
+    n_test = len(tiny_task.test)
+    for name in transfer.BASELINES:
+        h = transfer.run_baseline(tiny_task, name, lr=1e-3, backbone=backbone, image_size=SIZE)
+        assert isinstance(h, History) and len(h.epoch) == 1, name
+        for key in ("val_acc", "test_acc"):
+            assert 0.0 <= h.final(key) <= 1.0, (name, key)
+        assert math.isfinite(h.final("val_loss")) and math.isfinite(h.final("test_loss")), name
+        probs = transfer.test_probs(h)
+        assert probs.shape == (n_test,) and ((probs >= 0) & (probs <= 1)).all(), name
+        # the stored probabilities reproduce the recorded test accuracy
+        assert np.mean((probs > 0.5) == tiny_task.test.y.numpy()) == pytest.approx(h.final("test_acc")), name
+    with pytest.raises(ValueError, match="Unknown baseline"):
+        transfer.run_baseline(tiny_task, "svm")
+
+
+def test_xgboost_baseline_learns_the_standin(smoke):
+    task = transfer.fashion_binary_task(train_limit=300)
+    h = transfer.xgboost_baseline(task, n_estimators=20)  # the notebook uses the defaults (100 trees)
+    assert h.final("train_acc") > 0.95 and h.final("val_acc") > 0.7
+
+
+def _fake_run(baseline, lr, val_acc, val_loss, test_acc):
+    h = History()
+    h.append_epoch(epoch=0, val_acc=val_acc, val_loss=val_loss, test_acc=test_acc, test_loss=1 - test_acc, time=1.0)
+    return {"baseline": baseline, "lr": lr, "history": h}
+
+
+def test_ranking_best_per_baseline_and_misclassified(tiny_task):
+    runs = pd.DataFrame([_fake_run("scratch", 1e-2, 0.70, 0.5, 0.69), _fake_run("scratch", 1e-3, 0.80, 0.4, 0.78),
+                         _fake_run("scratch", 1e-4, 0.80, 0.3, 0.79), _fake_run("finetune", 1e-3, 0.90, 0.2, 0.88),
+                         _fake_run("xgboost", math.nan, 0.60, 0.6, 0.61)])
+    ranking = transfer.ranking_table(runs)
+    assert ranking["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert ranking["baseline"].tolist() == ["finetune", "scratch", "scratch", "scratch", "xgboost"]
+    assert ranking["lr"].tolist()[1:3] == [1e-4, 1e-3]  # tie on accuracy: lower validation loss first
+    best = transfer.best_per_baseline(ranking, k=2)
+    assert best.groupby("baseline").size().to_dict() == {"finetune": 1, "scratch": 2, "xgboost": 1}
+    assert 1e-2 not in best["lr"].tolist()
+
+    y = tiny_task.test.y.numpy()
+    probs = np.where(y == 1, 0.9, 0.1)
+    probs[[1, 4, 7]] = 1 - probs[[1, 4, 7]]  # three deliberate mistakes
+    images, true, pred = transfer.misclassified(tiny_task, probs, n=5)
+    assert images.shape == (3, 1, 28, 28) and (true != pred).all()
+    torch.testing.assert_close(images[1], tiny_task.test.X[4])
+    with pytest.raises(ValueError, match="probabilities"):
+        transfer.misclassified(tiny_task, probs[:-1])

@@ -23,6 +23,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -183,6 +184,28 @@ def _roots(root: str | Path | None, dataset: str) -> list[Path]:
     return data_search_roots()
 
 
+def _find_or_download(root: str | Path | None, dataset: str, find: Callable[[Path], tuple[Path, bool] | None],
+                      download: Callable[[Path], object]):
+    """Search the roots with ``find``, then try torchvision's download (unless offline).
+
+    Returns (found or None, folders searched, download target, the download's error or None).
+    """
+    searched = _roots(root, dataset)
+    for base in searched:
+        found = find(base)
+        if found is not None:
+            return found, searched, None, None
+    target = Path(root).expanduser() if root is not None else data_root()
+    error = None
+    if not offline():
+        try:
+            download(target)
+            return (target, False), searched, target, None
+        except (RuntimeError, OSError, ValueError) as err:  # offline CIFAR-10 raises URLError, an OSError
+            error = err
+    return None, searched, target, error
+
+
 def _verify(folder: Path, names: list[str], real_md5: dict[str, str], dataset: str) -> dict[str, str]:
     """Check each file's md5 (the stand-in marker's, else torchvision's); return them."""
     marker = standins.read_marker(folder)
@@ -271,20 +294,14 @@ def _extract_fashion(raw: Path, md5s: dict[str, str]) -> Path:
 
 def _fashion_root(root: str | Path | None) -> tuple[Path, bool]:
     """Return a torchvision root with extracted FashionMNIST files, and whether they are stand-ins."""
-    searched = _roots(root, "FashionMNIST")
-    for base in searched:
-        found = _fashion_in(base / "FashionMNIST" / "raw")
-        if found is not None:
-            return found
-    target = Path(root).expanduser() if root is not None else data_root()
-    error = None
-    if not offline():
-        try:
-            datasets.FashionMNIST(str(target), train=True, download=True)
-            datasets.FashionMNIST(str(target), train=False, download=True)
-            return target, False
-        except (RuntimeError, OSError, ValueError) as err:  # URLError is an OSError
-            error = err
+    def download(target: Path) -> None:
+        datasets.FashionMNIST(str(target), train=True, download=True)
+        datasets.FashionMNIST(str(target), train=False, download=True)
+
+    found, searched, target, error = _find_or_download(
+        root, "FashionMNIST", lambda base: _fashion_in(base / "FashionMNIST" / "raw"), download)
+    if found is not None:
+        return found
     raise _not_found(
         "FashionMNIST", [b / "FashionMNIST" / "raw" for b in searched],
         _FASHION_GZ + ["(or the same four files extracted, without .gz)"],
@@ -401,19 +418,10 @@ def _extract_tar(archive: Path, mirror: Path) -> None:
 
 def _cifar_root(root: str | Path | None) -> tuple[Path, bool]:
     """Return a torchvision root with the CIFAR-10 batches, and whether they are stand-ins."""
-    searched = _roots(root, "CIFAR-10")
-    for base in searched:
-        found = _cifar_in(base)
-        if found is not None:
-            return found
-    target = Path(root).expanduser() if root is not None else data_root()
-    error = None
-    if not offline():
-        try:
-            KitCIFAR10(target, train=True, download=True)
-            return target, False
-        except (RuntimeError, OSError, ValueError) as err:  # URLError is an OSError
-            error = err
+    found, searched, target, error = _find_or_download(
+        root, "CIFAR-10", _cifar_in, lambda target: KitCIFAR10(target, train=True, download=True))
+    if found is not None:
+        return found
     raise _not_found(
         "CIFAR-10", [b / "cifar-10-batches-py" for b in searched],
         [f"cifar-10-batches-py/{{{','.join(_CIFAR_FILES)}}}", f"or {_CIFAR_TAR[0]} (md5 {_CIFAR_TAR[1]})"],

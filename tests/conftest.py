@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
 # Tests never touch the network: downloads fail fast with the kit's own message.
@@ -28,3 +29,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data sets not found at {SHARED_DATA} (set KIT_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: a second intra-op thread only adds hand-off cost (and contention on shared machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,13 +9,7 @@ from helpers import models
 from helpers.models import MLP, LargeNet, MediumNet, PretrainedUnavailable, SmallNet, count_parameters, resnet18
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: a second intra-op thread only adds hand-off cost (and contention on shared machines)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_modules(model: nn.Module, kind: type) -> int:

@@ -37,13 +37,7 @@ def loader(X: torch.Tensor, y: torch.Tensor, batch_size: int = 32, shuffle: bool
     return Batches(X, y, batch_size=batch_size, shuffle=shuffle)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second intra-op thread only adds hand-off cost (and contention on shared machines)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def quadrants(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

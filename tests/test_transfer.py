@@ -15,13 +15,7 @@ from helpers.training import History
 SIZE = 16  # the smallest image side ResNetInput accepts; keeps every ResNet18 step to milliseconds
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny ResNet18 steps: a second thread only adds synchronisation (and stalls when cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

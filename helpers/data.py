@@ -353,7 +353,7 @@ def load_fashion_mnist(root: str | Path | None = None, val_size: int = 10_000, s
 
 
 def fashion_mnist_datasets(root: str | Path | None = None, val_size: int = 10_000, seed: int = 0,
-                           transform=None) -> tuple[Dataset, Dataset, Dataset]:
+                           transform: Callable | None = None) -> tuple[Dataset, Dataset, Dataset]:
     """Return torchvision (train, val, test) datasets converting per sample; same split as load_fashion_mnist."""
     if transform is None:
         transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((FASHION_MEAN,), (FASHION_STD,))])
@@ -457,7 +457,7 @@ def load_cifar10(root: str | Path | None = None, val_size: int = 5_000, seed: in
 
 
 def cifar10_datasets(root: str | Path | None = None, val_size: int = 5_000, seed: int = 0,
-                     transform=None) -> tuple[Dataset, Dataset, Dataset]:
+                     transform: Callable | None = None) -> tuple[Dataset, Dataset, Dataset]:
     """Return torchvision (train, val, test) CIFAR-10 datasets converting per sample; same split as load_cifar10."""
     if transform is None:
         transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD)])

@@ -36,7 +36,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,7 +148,7 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
 
 def export_notebooks(paths: Iterable[Path], out_dir: Path, *, profile: str | None = None, execute: bool = True,
                      via: str = "webpdf", timeout: int = DEFAULT_TIMEOUT, merge: bool | None = None,
-                     log=print) -> list[ExportResult]:
+                     log: Callable[[str], object] = print) -> list[ExportResult]:
     """Export each notebook in order, report failures as they happen, merge the PDFs that worked."""
     paths = list(paths)
     results = []

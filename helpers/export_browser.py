@@ -16,11 +16,15 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nbconvert.exporters.webpdf import WebPDFExporter
 from traitlets import Bool, Float, Unicode, default
 
 from helpers.export_tidy import tidy_notebook
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 MAC_BROWSERS = (
@@ -143,7 +147,7 @@ class KitWebPDFExporter(WebPDFExporter):
         # The HTML is printed from a temporary folder, so relative image links would break.
         return True
 
-    def from_notebook_node(self, nb, resources=None, **kw):
+    def from_notebook_node(self, nb: NotebookNode, resources: dict | None = None, **kw: Any) -> tuple[bytes, dict]:
         """Convert a notebook node to PDF bytes (tidying its outputs first)."""
         if self.tidy_outputs:
             nb = tidy_notebook(nb)

@@ -1,6 +1,8 @@
 """Implicit representation: each input coordinate passed through sin(α·x) at several frequencies."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,7 +19,8 @@ def _check_alphas(alphas) -> torch.Tensor:
     return alphas
 
 
-def sin_features(X: torch.Tensor | np.ndarray, alphas=DEFAULT_ALPHAS) -> torch.Tensor | np.ndarray:
+def sin_features(X: torch.Tensor | np.ndarray, alphas: Sequence[float] | torch.Tensor = DEFAULT_ALPHAS
+                 ) -> torch.Tensor | np.ndarray:
     """Return sin(α·x) for every coordinate x and every α: (N, d) → (N, d·len(alphas)), same type as X."""
     is_numpy = isinstance(X, np.ndarray)
     x = torch.as_tensor(X, dtype=torch.float32) if is_numpy else X

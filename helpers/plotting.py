@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import matplotlib as mpl
 import numpy as np
@@ -19,6 +19,10 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from .training import EPOCH_FIELDS, History
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
 
 SPLITS = {"train": "training", "val": "validation", "test": "test"}
 SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
@@ -240,8 +244,10 @@ def _label_regions(ax, xx: np.ndarray, yy: np.ndarray, pred: np.ndarray, names: 
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0})
 
 
-def plot_decision_boundary(model, X, y, class_names: Sequence[str] | None = None, title: str | None = None,
-                           xlabel: str = "x1", ylabel: str = "x2", resolution: int = 300, feature_fn=None) -> Figure:
+def plot_decision_boundary(model: torch.nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
+                           class_names: Sequence[str] | None = None, title: str | None = None,
+                           xlabel: str = "x1", ylabel: str = "x2", resolution: int = 300,
+                           feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Figure:
     """Predicted class regions of a 2-D classifier with the data on top (regions labelled for many classes)."""
     X, y = _numpy(X).astype(float), _numpy(y).astype(int).ravel()
     if X.ndim != 2 or X.shape[1] != 2:
@@ -271,8 +277,9 @@ def plot_decision_boundary(model, X, y, class_names: Sequence[str] | None = None
     return fig
 
 
-def plot_confusion_matrix(targets, preds, class_names: Sequence[str], title: str | None = None,
-                          normalize: bool = False) -> Figure:
+def plot_confusion_matrix(targets: np.ndarray | torch.Tensor, preds: np.ndarray | torch.Tensor,
+                          class_names: Sequence[str], title: str | None = None, normalize: bool = False
+                          ) -> Figure:
     """Counts (or, with ``normalize``, row fractions) of true class versus predicted class."""
     targets, preds = _numpy(targets).astype(int).ravel(), _numpy(preds).astype(int).ravel()
     n = len(class_names)
@@ -339,8 +346,11 @@ def _name(label: int, class_names: Sequence[str] | None) -> str:
     return class_names[label] if class_names is not None else str(label)
 
 
-def plot_image_grid(images, labels, class_names: Sequence[str] | None, nrows: int = 2, ncols: int = 5,
-                    title: str | None = None, one_per_class: bool = False, mean=None, std=None) -> Figure:
+def plot_image_grid(images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                    class_names: Sequence[str] | None, nrows: int = 2, ncols: int = 5,
+                    title: str | None = None, one_per_class: bool = False,
+                    mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None
+                    ) -> Figure:
     """A grid of images captioned with their class; ``one_per_class`` picks the first example of each class."""
     labels = _numpy(labels).astype(int).ravel()
     if one_per_class:
@@ -352,8 +362,11 @@ def plot_image_grid(images, labels, class_names: Sequence[str] | None, nrows: in
     return _image_panel(shown, captions, ncols, title or ("One example per class" if one_per_class else "Examples"))
 
 
-def plot_misclassified(images, true, pred, class_names: Sequence[str] | None, n: int = 5,
-                       title: str | None = None, mean=None, std=None) -> Figure:
+def plot_misclassified(images: np.ndarray | torch.Tensor, true: np.ndarray | torch.Tensor,
+                       pred: np.ndarray | torch.Tensor, class_names: Sequence[str] | None, n: int = 5,
+                       title: str | None = None,
+                       mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None
+                       ) -> Figure:
     """The first ``n`` misclassified images, captioned with true and predicted class."""
     true, pred = _numpy(true).astype(int).ravel(), _numpy(pred).astype(int).ravel()
     wrong = np.flatnonzero(true != pred)
@@ -493,7 +506,7 @@ def _score_colors(fig, ax, scores: list[float], label: str):
     return lambda s: mappable.to_rgba(s) if s is not None and np.isfinite(s) else (0.6, 0.6, 0.6, 1.0)
 
 
-def plot_trial_curves(study, metric: str = "val_loss", logy: bool = False) -> Figure:
+def plot_trial_curves(study: "optuna.Study", metric: str = "val_loss", logy: bool = False) -> Figure:
     """Every trial's per-epoch ``metric``, coloured by its score; the best trial drawn thick."""
     from .sweeps import trial_history
 
@@ -533,7 +546,7 @@ def _axis_positions(values: list, distribution) -> tuple[np.ndarray, list[tuple[
     return positions, ticks
 
 
-def plot_parallel_coordinates(study, metric: str = "val_loss") -> Figure:
+def plot_parallel_coordinates(study: "optuna.Study", metric: str = "val_loss") -> Figure:
     """Parallel coordinates: one vertical axis per hyperparameter plus the score, each trial a coloured line."""
     scored = _trial_scores(study, metric)
     names = sorted({name for trial, _ in scored for name in trial.params})
@@ -574,7 +587,7 @@ def plot_parallel_coordinates(study, metric: str = "val_loss") -> Figure:
     return fig
 
 
-def plot_param_importances(study) -> Figure:
+def plot_param_importances(study: "optuna.Study") -> Figure:
     """Hyperparameter importances (fANOVA, optuna.importance) as horizontal bars."""
     import optuna
 

@@ -349,8 +349,9 @@ def cap_workers(values: list[int], cores: int | None = None) -> tuple[list[int],
     return kept, note
 
 
-def make_dataloader(dataset, batch_size: int, *, limit: int | None = None, num_workers: int = 0,
-                    shuffle: bool = True, seed: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+def make_dataloader(dataset: torch.utils.data.Dataset, batch_size: int, *, limit: int | None = None,
+                    num_workers: int = 0, shuffle: bool = True, seed: int = 0, pin_memory: bool = False
+                    ) -> torch.utils.data.DataLoader:
     """A torch DataLoader over the first ``limit`` samples of a per-sample Dataset (the course's input path)."""
     if limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))

@@ -1,6 +1,8 @@
 """Small synthetic data sets: 2-D classification toys and a 1-D regression curve."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -82,7 +84,7 @@ class Synthetic2D:
         sign_y = np.where(y == 0, sign_x, -sign_x)
         return magnitude * np.stack([sign_x, sign_y], axis=1)
 
-    def splits(self, fractions=(0.6, 0.2, 0.2), standardize: bool = True) -> Splits:
+    def splits(self, fractions: Sequence[float] = (0.6, 0.2, 0.2), standardize: bool = True) -> Splits:
         """Return train/val/test Splits (standardised with training statistics unless told otherwise)."""
         X, y = self.generate()
         sizes = _split_sizes(self.n, _check_fractions(fractions))
@@ -99,7 +101,8 @@ def regression_curve(x: np.ndarray) -> np.ndarray:
     return np.sin(2.0 * x) + 0.5 * x
 
 
-def regression_1d(n: int = 100, noise: float = 0.1, seed: int = 0, fractions=(0.35, 0.35, 0.30)) -> Splits:
+def regression_1d(n: int = 100, noise: float = 0.1, seed: int = 0,
+                  fractions: Sequence[float] = (0.35, 0.35, 0.30)) -> Splits:
     """Return a 1-D regression set, X (n, 1) and y (n, 1) float32, both standardised with training statistics."""
     sizes = _split_sizes(n, _check_fractions(fractions))
     if noise < 0:

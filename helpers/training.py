@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -20,6 +20,9 @@ from tqdm.auto import tqdm
 
 from . import config
 from .callbacks import Callback, Checkpoint, EarlyStopping, load_checkpoint
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["History", "Trainer", "fit", "evaluate", "predict", "make_optimizer", "make_scheduler", "make_loss",
            "Callback", "EarlyStopping", "Checkpoint", "load_checkpoint", "OPTIMIZERS", "SCHEDULERS", "LOSSES"]
@@ -30,6 +33,9 @@ LOSSES = ("cross_entropy", "bce", "mse")
 EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                 "lr", "time", "peak_mem")
 NAN = float("nan")
+
+# A BatchLoader or torch DataLoader: anything iterable of (xb, yb) with len().
+Loader = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 # --- History -----------------------------------------------------------------------------
@@ -80,7 +86,7 @@ class History:
             raise ValueError(f"Unknown per-epoch metric {key!r}; choose one of {', '.join(EPOCH_FIELDS)}.")
         return getattr(self, key)
 
-    def to_frame(self):
+    def to_frame(self) -> "pd.DataFrame":
         """Per-epoch metrics (and grad norms as ``grad_norm/<layer>`` columns) as a pandas DataFrame."""
         import pandas as pd
 
@@ -153,7 +159,8 @@ def make_optimizer(name: str | torch.optim.Optimizer, params: Iterable[nn.Parame
 
 
 def make_scheduler(name: str | torch.optim.lr_scheduler.LRScheduler | None, optimizer: torch.optim.Optimizer,
-                   epochs: int, steps_per_epoch: int, kwargs: dict | None = None):
+                   epochs: int, steps_per_epoch: int, kwargs: dict | None = None
+                   ) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
     """Build an LR scheduler by name; return (scheduler or None, True if it steps per batch rather than per epoch)."""
     if name is None or isinstance(name, torch.optim.lr_scheduler.LRScheduler):
         return name, False
@@ -293,7 +300,8 @@ class Trainer:
                                "model": type(model).__name__}
         self.epoch, self.stop = -1, False
 
-    def fit(self, train_loader, epochs: int, val_loader=None, test_loader=None) -> History:
+    def fit(self, train_loader: Loader, epochs: int, val_loader: Loader | None = None,
+            test_loader: Loader | None = None) -> History:
         """Train for ``epochs`` epochs (fewer if a callback stops or the loss diverges); return the History."""
         self._check_fit(train_loader, epochs, val_loader, test_loader)
         self.scheduler, self.per_step = make_scheduler(self.scheduler_name, self.optimizer, epochs,
@@ -324,7 +332,7 @@ class Trainer:
         self._emit("on_fit_end")
         return self.history
 
-    def train_epoch(self, loader) -> tuple[float, float]:
+    def train_epoch(self, loader: Loader) -> tuple[float, float]:
         """One pass over ``loader``; return the epoch's mean loss and accuracy (weighted by batch size)."""
         self.model.train()
         losses, sizes, predicted, targets = [], [], [], []
@@ -401,8 +409,9 @@ def _squared_norm(weight: nn.Parameter) -> torch.Tensor:
     return weight.grad.detach().float().pow(2).sum()
 
 
-def fit(model: nn.Module, train_loader, epochs: int, *, optimizer: str | torch.optim.Optimizer = "adam",
-        lr: float = 1e-3, loss: str | nn.Module = "cross_entropy", val_loader=None, test_loader=None,
+def fit(model: nn.Module, train_loader: Loader, epochs: int, *, optimizer: str | torch.optim.Optimizer = "adam",
+        lr: float = 1e-3, loss: str | nn.Module = "cross_entropy", val_loader: Loader | None = None,
+        test_loader: Loader | None = None,
         scheduler: str | None = None, scheduler_kwargs: dict | None = None, weight_decay: float = 0.0,
         device: str | torch.device | None = None, amp: bool = False, clip_grad: float | None = None,
         callbacks: Sequence[Callback] = (), track_grad_norms: bool = False, quiet: bool = False,
@@ -425,7 +434,7 @@ def _model_device(model: nn.Module, device: str | torch.device | None) -> torch.
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, loss: str | nn.Module = "cross_entropy",
+def evaluate(model: nn.Module, loader: Loader, loss: str | nn.Module = "cross_entropy",
              device: str | torch.device | None = None, amp: bool = False) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` over ``loader`` (eval mode, no gradients); accuracy NaN for regression."""
     _check_loader(loader, "loader")
@@ -451,7 +460,7 @@ def evaluate(model: nn.Module, loader, loss: str | nn.Module = "cross_entropy",
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, device: str | torch.device | None = None
+def predict(model: nn.Module, loader: Loader, device: str | torch.device | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(preds, probs, targets) on the CPU; one logit means binary (sigmoid, logit > 0), else softmax/argmax."""
     _check_loader(loader, "loader")

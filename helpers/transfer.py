@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from . import config
 from .data import FASHION_CLASSES, Split, load_fashion_mnist
 from .models import PretrainedUnavailable, resnet18
-from .training import History, fit, predict
+from .training import History, Loader, fit, predict
 
 STANDIN_CLASSES: tuple[str, str] = ("T-shirt/top", "Shirt")
 FACES_DIRS: tuple[str, ...] = ("real-vs-fake", "real_vs_fake", "faces")
@@ -54,7 +54,7 @@ class BinaryTask:
             raise ValueError(f"Unknown split {name!r}; choose train, val or test.")
         return getattr(self, name)
 
-    def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0):
+    def loader(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0) -> Loader:
         """Batches of (images, labels) of one split."""
         data = self.split(split)
         if isinstance(data, Split):
@@ -317,7 +317,7 @@ def xgboost_baseline(task: BinaryTask, seed: int = 0, **params) -> History:
 
 @torch.no_grad()
 def extract_features(backbone: Backbone, task: BinaryTask, split: str, image_size: int, batch_size: int = 256,
-                     device=None) -> tuple[np.ndarray, np.ndarray]:
+                     device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The frozen backbone's 512 features of every image of one split, and the labels."""
     device = config.get_device(device) if not isinstance(device, torch.device) else device
     model = build_resnet("linear_probe", backbone, image_size).to(device).eval()
@@ -329,7 +329,8 @@ def extract_features(backbone: Backbone, task: BinaryTask, split: str, image_siz
     return torch.cat(feats).numpy(), torch.cat(labels).long().numpy()
 
 
-def logreg_baseline(task: BinaryTask, backbone: Backbone, image_size: int, seed: int = 0, device=None) -> History:
+def logreg_baseline(task: BinaryTask, backbone: Backbone, image_size: int, seed: int = 0,
+                    device: str | torch.device | None = None) -> History:
     """scikit-learn LogisticRegression on frozen ResNet18 features; test probabilities in history.config."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -349,8 +350,8 @@ def logreg_baseline(task: BinaryTask, backbone: Backbone, image_size: int, seed:
 
 
 def train_resnet(task: BinaryTask, mode: str, lr: float, *, backbone: Backbone | None, image_size: int,
-                 epochs: int = 1, batch_size: int = 32, eval_batch_size: int = 256, seed: int = 0, device=None,
-                 quiet: bool = True) -> History:
+                 epochs: int = 1, batch_size: int = 32, eval_batch_size: int = 256, seed: int = 0,
+                 device: str | torch.device | None = None, quiet: bool = True) -> History:
     """Train ResNet18 (scratch, linear_probe or finetune) with BCEWithLogitsLoss and Adam; test probs in config."""
     config.seed_everything(seed)
     model = build_resnet(mode, backbone, image_size)
@@ -364,8 +365,8 @@ def train_resnet(task: BinaryTask, mode: str, lr: float, *, backbone: Backbone |
 
 
 def run_baseline(task: BinaryTask, baseline: str, lr: float | None = None, *, backbone: Backbone | None = None,
-                 image_size: int = 224, epochs: int = 1, batch_size: int = 32, seed: int = 0, device=None,
-                 quiet: bool = True) -> History:
+                 image_size: int = 224, epochs: int = 1, batch_size: int = 32, seed: int = 0,
+                 device: str | torch.device | None = None, quiet: bool = True) -> History:
     """One run of one baseline (xgboost, scratch, linear_probe, finetune, logreg) as a History."""
     if baseline not in BASELINES:
         raise ValueError(f"Unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")

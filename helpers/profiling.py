@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .config import get_device
+from .training import make_optimizer
 
 try:  # getrusage does not exist on Windows; there we rely on the sampling thread alone
     import resource
@@ -374,14 +375,6 @@ def _batches(loader: Iterable, n: int) -> Iterator:
             raise ValueError("The loader yields no batches; check the data set size and batch_size.")
 
 
-def _make_optimizer(model: nn.Module, optimizer: str, lr: float) -> torch.optim.Optimizer:
-    """Adam or SGD on the model's parameters."""
-    choices = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-    if optimizer not in choices:
-        raise ValueError(f"optimizer must be one of {sorted(choices)}, got {optimizer!r}.")
-    return choices[optimizer](model.parameters(), lr=lr)
-
-
 def _grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
     """A GradScaler for the device; disabled where this torch has none for it (older mps builds)."""
     try:
@@ -404,7 +397,7 @@ def measure_epochs(model: nn.Module, loader: Iterable, *, device: torch.device |
         raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}.")
     device = _as_device(device)
     model = model.to(device).train()
-    opt = _make_optimizer(model, optimizer, lr)
+    opt = make_optimizer(optimizer, model.parameters(), lr)
     loss_fn = nn.CrossEntropyLoss()
     dtype = getattr(torch, amp_dtype(device))
     # float16 needs loss scaling (small gradients underflow); bfloat16 has float32's range and does not.

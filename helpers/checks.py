@@ -1,0 +1,111 @@
+"""Claim checks and the "course reference versus this run" table.
+
+A sheet states its findings in markdown; ``check`` tests each one on this run's numbers and prints
+✓ or ✗ with the values. It never raises: a ✗ is a result worth discussing, not a crash.
+The course's reference numbers live in ``course_reference.toml`` beside this file.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import runlog
+from .config import get_profile
+
+REFERENCE_FILE = Path(__file__).with_name("course_reference.toml")
+
+
+def _fmt(value: Any) -> str:
+    """Format one value for a check line or a table cell: short, and exact for integers."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        if math.isnan(x) or math.isinf(x):
+            return str(x)
+        return f"{x:.4g}" if x == 0 or 1e-3 <= abs(x) < 1e5 else f"{x:.3e}"
+    return str(value)
+
+
+def check(claim: str, ok: Any, **values: Any) -> bool:
+    """Print ✓/✗ for a claim of the text with the values it was judged on; return whether it held."""
+    try:
+        held = bool(ok)
+    except Exception:  # e.g. an ambiguous array truth value: a broken check is a failed check
+        held = False
+    shown = {k: _fmt(v) for k, v in values.items()}
+    detail = ", ".join(f"{k}={v}" for k, v in shown.items())
+    print(f"{'✓' if held else '✗'} {claim}" + (f"  ({detail})" if detail else ""))
+    runlog.note_check(runlog.CheckResult(claim, held, shown))
+    return held
+
+
+def load_reference(sheet: str, path: Path = REFERENCE_FILE) -> dict[str, Any]:
+    """Return one sheet's section of the course-reference file (its source and its rows)."""
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    if sheet not in data:
+        raise KeyError(f"No section [{sheet}] in {path.name}; sections: {', '.join(sorted(data))}.")
+    section = data[sheet]
+    keys = [row["key"] for row in section.get("rows", [])]
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"Duplicate row keys in [{sheet}] of {path.name}: {keys}")
+    return section
+
+
+@dataclass
+class _Result:
+    value: str
+    verdict: str
+
+
+class CourseReference:
+    """Collects this run's value for each reference row of a sheet and shows the closing table."""
+
+    def __init__(self, sheet: str, profile: str | None = None):
+        section = load_reference(sheet)
+        self.sheet = sheet
+        self.source = section.get("source", "")
+        self.rows: list[dict[str, str]] = section.get("rows", [])
+        self.profile = get_profile(profile)
+        self._results: dict[str, _Result] = {}
+
+    def record(self, key: str, value: Any, reproduced: bool, why: str = "") -> None:
+        """Set this run's value for reference row ``key``; a differing row names its reason."""
+        if key not in {r["key"] for r in self.rows}:
+            raise KeyError(f"{key!r} is not a row of [{self.sheet}] in {REFERENCE_FILE.name}.")
+        if not reproduced and not why:
+            raise ValueError(f"Row {key!r} differs from the course: say why (settings, data, hardware, noise).")
+        verdict = "reproduced" if reproduced else f"differs: {why}"
+        if reproduced and why:
+            verdict += f" ({why})"
+        self._results[key] = _Result(_fmt(value), verdict)
+
+    def frame(self) -> pd.DataFrame:
+        """Return the table: task, quantity, course reference, this run, profile, verdict."""
+        out = []
+        for row in self.rows:
+            res = self._results.get(row["key"])
+            out.append({
+                "task": row["task"],
+                "quantity": row["quantity"],
+                "course reference": row["reference"],
+                "this run": res.value if res else "—",
+                "profile": self.profile,
+                "verdict": res.verdict if res else "not run in this profile",
+            })
+        return pd.DataFrame(out)
+
+    def table(self):
+        """Return the table styled for the notebook and note it for the run record."""
+        df = self.frame()
+        runlog.note_reference(df.to_dict("records"))
+        return df.style.hide(axis="index").set_caption(f"Course reference ({self.source}) versus this run")

@@ -1,0 +1,63 @@
+"""Claim checks print ✓/✗ with their values and never raise; the reference table covers every row."""
+import math
+
+import numpy as np
+import pytest
+
+from helpers import runlog
+from helpers.checks import CourseReference, check, load_reference
+
+
+@pytest.fixture(autouse=True)
+def fresh_log():
+    runlog.reset()
+    yield
+    runlog.reset()
+
+
+def test_check_prints_tick_and_values(capsys):
+    assert check("batch norm beats plain", 0.9 - 0.4 >= 0.2, bn=0.9, plain=0.4) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓ batch norm beats plain") and "bn=0.9" in out and "plain=0.4" in out
+
+
+def test_failed_and_broken_checks_print_cross_and_do_not_raise(capsys):
+    assert check("never", False, x=math.nan) is False
+    assert check("ambiguous array", np.array([True, False])) is False
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("✗ never") and "x=nan" in out[0]
+    assert out[1].startswith("✗ ambiguous array")
+    assert [c["ok"] for c in runlog.snapshot()["checks"]] == [False, False]
+
+
+def test_rerun_cell_replaces_its_check():
+    check("same claim", False)
+    check("same claim", True)
+    assert [c["ok"] for c in runlog.snapshot()["checks"]] == [True]
+
+
+def test_reference_table_has_every_row_and_verdicts():
+    ref = CourseReference("sheet1", profile="smoke")
+    first = ref.rows[0]["key"]
+    ref.record(first, "5, 3", reproduced=True)
+    df = ref.frame()
+    assert list(df.columns) == ["task", "quantity", "course reference", "this run", "profile", "verdict"]
+    assert len(df) == len(ref.rows) and df.loc[0, "verdict"] == "reproduced"
+    ref.table()
+    assert runlog.snapshot()["reference"][0]["this run"] == "5, 3"
+
+
+def test_reference_refuses_unknown_rows_and_unexplained_differences():
+    ref = CourseReference("sheet1", profile="smoke")
+    with pytest.raises(KeyError, match="not a row"):
+        ref.record("no.such.row", 1, reproduced=True)
+    with pytest.raises(ValueError, match="say why"):
+        ref.record(ref.rows[0]["key"], 1, reproduced=False)
+
+
+@pytest.mark.parametrize("sheet", ["sheet1", "sheet2", "sheet3", "sheet4"])
+def test_every_sheet_has_a_sourced_reference_section(sheet):
+    section = load_reference(sheet)
+    assert section["source"] and section["rows"]
+    for row in section["rows"]:
+        assert {"key", "task", "quantity", "reference"} <= set(row)

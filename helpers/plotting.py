@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from .training import EPOCH_FIELDS, History
 
@@ -29,6 +29,7 @@ SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 METRIC_NAMES = {"loss": "loss", "acc": "accuracy", "lr": "learning rate", "time": "time per epoch (s)",
                 "peak_mem": "peak memory (MiB)", "step_loss": "training loss"}
 PANEL = (5.0, 3.6)  # inches per subplot: readable on a PDF page, two side by side
+PAGE_WIDTH = 6.5  # inches of an A4 page's text width: a wider figure is shrunk, and its text with it
 
 
 # --- Small shared helpers ---------------------------------------------------------------------
@@ -113,7 +114,7 @@ def plot_history(history: History, metrics: str | Sequence[str] = ("loss", "acc"
                if any(np.isfinite(_finite(getattr(history, f"{s}_{m}", []))).any() for s in SPLITS)]
     if not present:
         raise ValueError(f"The History has no finite values for metrics {metrics}; allowed: 'loss', 'acc'.")
-    fig, axes = _figure(1, len(present))
+    fig, axes = _figure(1, len(present), panel=(min(PANEL[0], PAGE_WIDTH / len(present)), 3.0))
     for ax, metric in zip(axes[0], present):
         for split, name in SPLITS.items():
             values = _finite(getattr(history, f"{split}_{metric}"))
@@ -194,6 +195,7 @@ def plot_runs(runs: dict[str, History] | pd.DataFrame, y: str | None = None, x: 
         ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks crowd a short log axis
     name = _metric_name(y)
     xlabel = "optimisation step" if x == "step" else "epoch"
     legend_title = ", ".join([hue] if isinstance(hue, str) else hue) if hue else None

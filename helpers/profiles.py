@@ -123,10 +123,10 @@ SETTINGS.update({
     # `train_limit`/`eval_limit` subsample the splits; `threads` caps torch's CPU threads for part 7 (None: torch's
     # default): small images in batches of 32 gain little from a second thread when other programs share the cores.
     "cnn.transfer": {
-        "smoke": {"image_size": 16, "train_limit": 64, "eval_limit": 64, "lrs": [1e-3], "epochs": 1,
+        "smoke": {"image_size": 16, "train_limit": 64, "eval_limit": 64, "lrs": [1e-2, 1e-4], "epochs": 1,
                   "batch_size": 32, "threads": 1},
-        "quick": {"image_size": 32, "train_limit": 960, "eval_limit": 400, "lrs": [1e-2, 1e-3, 1e-4], "epochs": 1,
-                  "batch_size": 32, "threads": 1},
+        "quick": {"image_size": 32, "train_limit": 960, "eval_limit": 400, "lrs": [1e-1, 1e-2, 1e-3, 1e-4, 1e-5],
+                  "epochs": 1, "batch_size": 32, "threads": 1},
         "full": {"image_size": 224, "train_limit": None, "eval_limit": None, "lrs": [1e-1, 1e-2, 1e-3, 1e-4, 1e-5],
                  "epochs": 1, "batch_size": 32, "threads": None},
     },

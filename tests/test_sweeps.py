@@ -7,8 +7,8 @@ import math
 import pytest
 
 from helpers.config import cache_dir
-from helpers.experiments import Categorical, IntRange, LogUniform, run_sweep, sweep_frame, trial_history
-from helpers.training import History
+from helpers.sweeps import Categorical, IntRange, LogUniform, run_sweep, sweep_frame, trial_history
+from helpers.record import History
 
 SPACE = {"lr": LogUniform(1e-3, 1.0), "width": IntRange(1, 8), "act": Categorical(["relu", "tanh"])}
 

@@ -27,10 +27,11 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["get_device", "device_of", "accelerator", "synchronize", "amp_dtype", "uses_grad_scaler", "autocast",
            "grad_scaler", "PeakMemory", "MemoryMeter", "track_peak_memory", "memory_kind",
-           "CUDA_KIND", "RSS_KIND"]
+           "run_memory_kind", "CUDA_KIND", "RSS_KIND", "RSS_INCREASE_KIND"]
 
 CUDA_KIND = "cuda max_memory_allocated"
-RSS_KIND = "process RSS increase (sampled)"
+RSS_KIND = "process RSS (sampled)"
+RSS_INCREASE_KIND = "process RSS increase over the run's start (sampled)"
 
 # Mixed precision per device type: (autocast dtype, GradScaler?). float16 has a narrow range, so small
 # gradients underflow unless the loss is scaled; bfloat16 has float32's range and needs no scaler.
@@ -142,8 +143,13 @@ class PeakMemory:
 
 
 def memory_kind(device: torch.device) -> str:
-    """What 'peak memory' means on this device (stored with every measurement)."""
+    """What a PeakMemory's peak measures on this device (stored with every measurement)."""
     return CUDA_KIND if device.type == "cuda" else RSS_KIND
+
+
+def run_memory_kind(device: torch.device) -> str:
+    """What ``PeakMemory.run_mb`` (the run's own memory, History.peak_mem) measures on this device."""
+    return CUDA_KIND if device.type == "cuda" else RSS_INCREASE_KIND
 
 
 def _ru_maxrss_bytes() -> int | None:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .device import MemoryMeter, autocast, device_of, get_device, grad_scaler, synchronize
+from .device import MemoryMeter, autocast, device_of, get_device, grad_scaler, run_memory_kind, synchronize
 from .record import NAN, History
 
 if TYPE_CHECKING:  # type hints only: callbacks sit beside the Trainer, they are passed in
@@ -160,7 +160,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.layers = _tracked_layers(model) if track_grad_norms else {}
         self.meter = MemoryMeter(self.device, interval=0.05)  # a sample every 50 ms costs ~0.1% of a step
-        self.history = History(peak_mem_kind=self.meter.kind)
+        self.history = History(peak_mem_kind=run_memory_kind(self.device))
         self.history.config = {"optimizer": _name(optimizer), "lr": self.optimizer.param_groups[0]["lr"],
                                "loss": _name(loss), "scheduler": _name(scheduler), "weight_decay": weight_decay,
                                "amp": amp, "clip_grad": clip_grad, "device": str(self.device),

@@ -108,7 +108,9 @@ def test_throughput():
 def test_measure_epochs_excludes_warmup_and_learns():
     # One short run first: a process's very first training steps pay one-off costs of their own.
     measure_epochs(tiny_model(), CountingLoader(n_batches=2), device="cpu", epochs=1, warmup_steps=2)
-    loader = CountingLoader(n_batches=4, batch_size=16, slow=3, delay=0.5)
+    # Each warm-up batch sleeps 1.5 s: any of them inside a timed epoch makes that epoch > 1.5 s,
+    # far above a loaded machine's noise (a tiny epoch here takes well under a second).
+    loader = CountingLoader(n_batches=4, batch_size=16, slow=3, delay=1.5)
     model = tiny_model()
     with torch.no_grad():
         before = nn.functional.cross_entropy(model(torch.cat([b[0] for b in loader.batches])),
@@ -117,7 +119,7 @@ def test_measure_epochs_excludes_warmup_and_learns():
     rec = measure_epochs(model, loader, device="cpu", epochs=3, warmup_steps=3, lr=0.05)
     assert loader.given == 3 + 3 * 4, "warm-up steps plus three full epochs"
     assert len(rec["epoch_times"]) == 3
-    assert rec["epoch_time_median"] < 0.5, "the slow warm-up batches were timed"
+    assert max(rec["epoch_times"]) < 1.4, "a slow warm-up batch was timed"
     assert rec["images_per_epoch"] == 64
     assert rec["images_per_s"] == pytest.approx(64 / rec["epoch_time_median"])
     assert rec["epoch_time_spread"] >= 0

@@ -52,6 +52,6 @@ def test_torch_round_trip_and_refusal_of_arbitrary_objects(tmp_path):
             return (print, ("executed",))
 
     evil = tmp_path / "evil.pt"
-    evil.write_bytes(pickle.dumps({"x": Payload()}))
+    evil.write_bytes(pickle.dumps({"x": Payload()}, protocol=2))
     with pytest.raises(pickle.UnpicklingError):
         store.load_torch(evil)

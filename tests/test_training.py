@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.models import MLP, SmallNet, resnet18
 from helpers.callbacks import Callback, Checkpoint, EarlyStopping, load_checkpoint
-from helpers.device import RSS_KIND
+from helpers.device import RSS_INCREASE_KIND
 from helpers.record import History
 from helpers.training import OPTIMIZERS, SCHEDULERS, evaluate, fit, predict
 
@@ -77,7 +77,7 @@ def test_history_has_one_entry_per_epoch_and_step(data):
     assert all(math.isnan(v) for v in history.test_loss)  # no test loader given
     assert all(t > 0 for t in history.time) and all(m >= 0 for m in history.peak_mem)
     assert history.peak_mem == sorted(history.peak_mem), "the peak since the run began never falls"
-    assert history.peak_mem_kind == RSS_KIND
+    assert history.peak_mem_kind == RSS_INCREASE_KIND
     assert history.config["optimizer"] == "adam" and history.config["epochs"] == 3
     assert history.to_frame().shape[0] == 3
 

@@ -384,8 +384,8 @@ def ranking_table(runs: pd.DataFrame) -> pd.DataFrame:
     for _, row in runs.iterrows():
         h: History = row["history"]
         rows.append({"baseline": row["baseline"], "lr": row.get("lr", np.nan),
-                     "val_acc": h.final("val_acc"), "val_loss": h.final("val_loss"),
                      "test_acc": h.final("test_acc"), "test_loss": h.final("test_loss"),
+                     "val_acc": h.final("val_acc"), "val_loss": h.final("val_loss"),
                      "time_s": float(np.nansum(h.time)), "history": h})
     table = pd.DataFrame(rows).sort_values(["test_acc", "test_loss"], ascending=[False, True], kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))

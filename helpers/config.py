@@ -4,9 +4,15 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from . import runlog
+
+# torch and numpy are imported where they are used: the exporter reads the profile and the data
+# roots from here, and must start in well under a second when every sheet comes from its cache.
+# (The architecture work makes this module torch-free; take that version when it lands.)
+if TYPE_CHECKING:
+    import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("smoke", "quick", "full")
@@ -55,6 +61,8 @@ def offline() -> bool:
 
 def get_device(name: str | None = None) -> torch.device:
     """Return the torch device: the argument, else ``KIT_DEVICE``, else cuda, mps, cpu."""
+    import torch
+
     name = name or os.environ.get("KIT_DEVICE")
     if name:
         device = torch.device(name)
@@ -74,6 +82,10 @@ def get_device(name: str | None = None) -> torch.device:
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed python, numpy and torch; optionally ask torch for deterministic kernels."""
+    import numpy as np
+    import torch
+
+    runlog.note_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -24,6 +24,7 @@ class CheckResult:
 _CHECKS: list[CheckResult] = []
 _RUNS = {"trained": 0, "cached": 0}
 _REFERENCE: list[dict[str, str]] = []
+_SEEDS: list[int] = []
 
 
 def note_check(result: CheckResult) -> None:
@@ -41,6 +42,12 @@ def note_runs(trained: int = 0, cached: int = 0) -> None:
     _RUNS["cached"] += int(cached)
 
 
+def note_seed(seed: int) -> None:
+    """Remember a seed the sheet set (each distinct seed once, in order)."""
+    if int(seed) not in _SEEDS:
+        _SEEDS.append(int(seed))
+
+
 def note_reference(rows: list[dict[str, str]]) -> None:
     """Keep the latest "course reference versus this run" rows of this kernel."""
     _REFERENCE[:] = [dict(r) for r in rows]
@@ -53,6 +60,7 @@ def snapshot() -> dict[str, Any]:
         "runs": dict(_RUNS),
         "checks": [asdict(c) for c in _CHECKS],
         "reference": [dict(r) for r in _REFERENCE],
+        "seeds": list(_SEEDS),
     }
 
 
@@ -61,5 +69,6 @@ def reset() -> None:
     global _STARTED
     _CHECKS.clear()
     _REFERENCE.clear()
+    _SEEDS.clear()
     _RUNS.update(trained=0, cached=0)
     _STARTED = time.time()

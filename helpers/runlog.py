@@ -5,6 +5,9 @@ A ground-floor module with no kit imports: ``checks`` writes claims and referenc
 """
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -62,6 +65,20 @@ def snapshot() -> dict[str, Any]:
         "reference": [dict(r) for r in _REFERENCE],
         "seeds": list(_SEEDS),
     }
+
+
+def save(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Write ``record`` as JSON to ``path`` atomically (a reader never sees half a file)."""
+    # A local atomic write until helpers.store (architecture branch) lands; then use store's.
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".runlog-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record, fh, ensure_ascii=False, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def reset() -> None:

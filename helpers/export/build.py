@@ -80,7 +80,8 @@ def _print(path: Path, k: cache.Keys, render: Renderer, profile: str | None, via
 
     ran = None if force else cache.executed_notebook(k.execution)
     if ran is not None:
-        nb = nbformat.from_dict(cache.splice(cache.read_notebook_json(ran), cache.read_notebook_json(path)))
+        spliced = cache.splice(cache.read_notebook_json(ran), cache.read_notebook_json(path))
+        nb = nbformat.reads(json.dumps(spliced), as_version=4)   # reads, not from_dict: joins line lists
         how = REPRINTED
     else:
         nb = execute_notebook(path, profile=profile, timeout=timeout or DEFAULT_TIMEOUT)

@@ -68,8 +68,8 @@ def with_run_record(nb: NotebookNode) -> NotebookNode:
 class Progress:
     """nbclient cell hooks: one line per code cell on ``stream`` and each cell's duration."""
 
-    def __init__(self, name: str, nb: NotebookNode, stream: TextIO | None = None):
-        self.name, self.total, self.stream = name, len(nb.cells), stream
+    def __init__(self, name: str, total: int, stream: TextIO | None = None):
+        self.name, self.total, self.stream = name, total, stream
         self.started = time.perf_counter()
         self.current: int | None = None
         self._cell_start = self.started
@@ -81,9 +81,9 @@ class Progress:
         self.current, self._cell_start = cell_index, time.perf_counter()
         if self.stream is not None:
             first = cell.source.strip().splitlines()[0][:70]
+            where = f"cell {cell_index + 1}/{self.total}" if cell_index < self.total else "run record"
             elapsed = self._cell_start - self.started
-            print(f"  {self.name}  cell {cell_index + 1}/{self.total}  {elapsed:6.1f}s  {first}",
-                  file=self.stream, flush=True)
+            print(f"  {self.name}  {where}  {elapsed:6.1f}s  {first}", file=self.stream, flush=True)
 
     def on_cell_executed(self, cell: NotebookNode, cell_index: int, **_) -> None:
         """Keep the cell's duration in its metadata."""
@@ -100,11 +100,12 @@ def execute_notebook(path: Path, profile: str | None = None, timeout: int = DEFA
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
+    total = len(nb.cells)   # the student's cells: messages count these, not the appended record
     if record:
         with_run_record(nb)
     profile = get_profile(profile)
     pin_kit_paths()
-    hooks = Progress(path.stem, nb, progress)
+    hooks = Progress(path.stem, total, progress)
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
                             resources={"metadata": {"path": str(path.parent.resolve())}},
                             on_cell_start=hooks.on_cell_start, on_cell_executed=hooks.on_cell_executed)
@@ -117,14 +118,14 @@ def execute_notebook(path: Path, profile: str | None = None, timeout: int = DEFA
             try:
                 client.execute(env=env, stderr=kernel_log)
             except CellTimeoutError as error:
-                raise NotebookFailed(describe_timeout(path, nb, hooks.current, timeout), partial=nb) from error
+                raise NotebookFailed(describe_timeout(path, nb, hooks.current, timeout, total), partial=nb) from error
             except DeadKernelError as error:
                 kernel_log.seek(0)
                 tail = _tail(kernel_log.read().strip())
-                raise NotebookFailed(describe_failure(path, nb, error) + (f"\n  kernel log:\n{tail}" if tail else ""),
+                raise NotebookFailed(describe_failure(path, nb, error, total) + (f"\n  kernel log:\n{tail}" if tail else ""),
                                      partial=nb) from error
             except CellExecutionError as error:
-                raise NotebookFailed(describe_failure(path, nb, error), partial=nb) from error
+                raise NotebookFailed(describe_failure(path, nb, error, total), partial=nb) from error
         saved = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else None
     nb.metadata["kit"] = {"profile": profile, "executed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                           "wall_s": round(time.perf_counter() - hooks.started, 1), "timeout_s": timeout,
@@ -132,9 +133,9 @@ def execute_notebook(path: Path, profile: str | None = None, timeout: int = DEFA
     return nb
 
 
-def describe_timeout(path: Path, nb: NotebookNode, index: int | None, timeout: int) -> str:
+def describe_timeout(path: Path, nb: NotebookNode, index: int | None, timeout: int, total: int | None = None) -> str:
     """Name the notebook and the cell that ran past the per-cell time limit."""
-    where = f"cell {index + 1} of {len(nb.cells)}" if index is not None else "a cell"
+    where = f"cell {index + 1} of {total or len(nb.cells)}" if index is not None else "a cell"
     message = (f"{path}: {where} timed out after {timeout} s "
                "(raise --timeout / NB_TIMEOUT, or use a smaller profile)")
     if index is None:
@@ -142,13 +143,14 @@ def describe_timeout(path: Path, nb: NotebookNode, index: int | None, timeout: i
     return message + "\n" + _shown_source(nb.cells[index])
 
 
-def describe_failure(path: Path, nb: NotebookNode, error: Exception) -> str:
+def describe_failure(path: Path, nb: NotebookNode, error: Exception, total: int | None = None) -> str:
     """Name the notebook, the failing cell (number, first source lines) and the error."""
     index = _failing_cell(nb)
     summary = _error_summary(nb, index, error)
     if index is None:
         return f"{path}: execution failed: {summary}"
-    return f"{path}: cell {index + 1} of {len(nb.cells)} failed: {summary}\n{_shown_source(nb.cells[index])}"
+    where = f"cell {index + 1} of {total or len(nb.cells)}" if index < (total or len(nb.cells)) else "the run record"
+    return f"{path}: {where} failed: {summary}\n{_shown_source(nb.cells[index])}"
 
 
 def _shown_source(cell: NotebookNode) -> str:

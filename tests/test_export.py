@@ -44,7 +44,8 @@ def exported(tmp_path_factory) -> dict:
     ]), bad)
     out = folder / "pdf"
     stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KIT_CACHE", str(folder / "cache"))    # a fresh export cache: the sheets really execute
         code = main([str(bad), str(MINI), "--out", str(out), "--profile", "smoke"])
     return {"code": code, "out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,16 @@ def stamp_pdf(pdf: bytes, notebook_sha256: str) -> tuple[bytes, int]:
     """The PDF with the notebook's hash in its metadata, and its page count."""
     from pypdf import PdfReader, PdfWriter
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
-    writer.add_metadata({NOTEBOOK_HASH_KEY: notebook_sha256})
-    out = io.BytesIO()
-    writer.write(out)
+    # Chromium's PDFs make pypdf warn about a trailer size it repairs itself: noise in the terminal.
+    log = logging.getLogger("pypdf")
+    level, log.level = log.level, logging.ERROR
+    try:
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+        writer.add_metadata({NOTEBOOK_HASH_KEY: notebook_sha256})
+        out = io.BytesIO()
+        writer.write(out)
+    finally:
+        log.setLevel(level)
     return out.getvalue(), len(writer.pages)
 
 

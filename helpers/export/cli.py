@@ -298,6 +298,9 @@ def _submit(argv: Sequence[str]) -> int:
     parser.add_argument("--bundles", type=Path, default=Path("build/submit"), help="zip folder (default build/submit)")
     parser.set_defaults(merge=False)
     args = parser.parse_args(argv)
+    if not args.execute:
+        print("error: submit bundles executed notebooks; drop --no-execute.", file=sys.stderr)
+        return 2
     results = _run_export(args)
     if results is None:
         return 2

@@ -1,9 +1,14 @@
 """Export cache: re-exporting an unchanged sheet costs <= 5 % of its first export (sheet 1, quick).
 
-Runs the real command (``python -m helpers.export``) in subprocesses on a copy of the sheet, with a
-fresh KIT_CACHE, three times: first export (executes and prints), unchanged re-export (cache hit),
-and after a markdown-only edit (printed again from stored outputs, no kernel). A fourth, unchanged,
-run under ``-X importtime`` checks that a cache hit imports no torch, pandas, matplotlib or nbformat.
+Runs the real command (``python -m helpers.export``) in subprocesses on a copy of the sheet: first
+export (executes and prints), unchanged re-export (cache hit), and after a markdown-only edit (printed
+again from stored outputs, no kernel). A fourth, unchanged, run under ``-X importtime`` checks that a
+cache hit imports no torch, pandas, matplotlib or nbformat.
+
+The experiment runs the sheet trains are cached in ``.cache/bench-export`` (a warm-up export fills it
+the first time), and the export cache is emptied before the first measured export: the first export
+then costs what executing and printing the sheet costs, as on a student's second ``make pdf`` before
+this cache existed, which is the smaller and so the stricter denominator.
 """
 from __future__ import annotations
 
@@ -46,7 +51,12 @@ def main() -> None:
         sheet = tmp / "notebooks" / SHEET.name
         sheet.parent.mkdir()
         shutil.copy(SHEET, sheet)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "KIT_CACHE": str(tmp / "cache")}
+        runs = REPO / ".cache" / "bench-export"
+        env = {**os.environ, "PYTHONPATH": str(REPO), "KIT_CACHE": str(runs)}
+        if not (runs / "export").is_dir():
+            print("warm-up export (trains the sheet's experiment runs once) ...", flush=True)
+            export(sheet, tmp / "warm", env, args.profile)
+        shutil.rmtree(runs / "export")
         first, log = export(sheet, tmp / "out", env, args.profile)
         progress_lines = sum(" cell " in line for line in log.splitlines())
         again, log_again = export(sheet, tmp / "out", env, args.profile)
@@ -70,8 +80,10 @@ def main() -> None:
                       + [f"| {name} | {s:.2f} | {r:.1%} |" for name, s, r in rows])
     verdict = "meets" if ratio <= TARGET else "misses"
     markdown_text = (
-        f"`python -m helpers.export {SHEET.relative_to(REPO)} --profile {args.profile}` in a subprocess, fresh "
-        f"KIT_CACHE (so the first export trains everything), one run each, same machine and session.\n\n{table}\n\n"
+        f"`python -m helpers.export {SHEET.relative_to(REPO)} --profile {args.profile}` in a subprocess, one run "
+        "each, same machine and session (shared by other jobs: compare the ratio, not the seconds). The "
+        "experiment runs came from a warm run cache and the export cache was empty, so the first export is "
+        f"executing and printing the sheet.\n\n{table}\n\n"
         f"**Unchanged re-export = {ratio:.1%} of the first export** ({verdict} the ≤ {TARGET:.0%} target). "
         f"The first export printed {progress_lines} progress lines. Heavy modules imported by a cache hit: "
         f"{', '.join(imported) if imported else 'none'} (checked with `-X importtime`).")

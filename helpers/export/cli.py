@@ -124,7 +124,7 @@ def export_notebooks(paths: Iterable[Path], out_dir: Path, *, profile: str | Non
     paths = list(paths)
     results = []
     for number, path in enumerate(paths, 1):
-        what = {"cached": "unchanged, from the cache", "reprinted": "markdown changed, printing stored outputs",
+        what = {"cached": "unchanged, from the cache", "reprinted": "code unchanged, printing stored outputs again",
                 "executed": "executing"}[plan(path, profile, via, force)] if execute else "stored outputs"
         log(f"[{number}/{len(paths)}] {path} ({what}, profile {get_profile(profile)}, via {via})")
         result = export_notebook(path, out_dir, profile=profile, execute=execute, via=via, timeout=timeout,

@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from . import runlog
-from .config import get_device, get_profile
+from . import store
+from .config import get_profile, seeds_used
 
 REFERENCE_FILE = Path(__file__).with_name("course_reference.toml")
 
@@ -120,9 +121,9 @@ def run_record() -> None:
     """Show this run's record (profile, device, wall time, runs, claim checks); save it for the exporter."""
     from IPython.display import display
 
-    record = {**runlog.snapshot(), "profile": get_profile(), "device": _device_name()}
+    record = {**runlog.snapshot(), "profile": get_profile(), "device": _device_name(), "seeds": seeds_used()}
     if os.environ.get(RECORD_ENV):   # set by helpers.export: the bundle and `make reproduce` read it
-        runlog.save(os.environ[RECORD_ENV], record)
+        store.write_json(os.environ[RECORD_ENV], record, indent=1)
     runs = record["runs"]
     summary = pd.DataFrame({"this run": {
         "profile": record["profile"], "device": record["device"], "wall time": f"{record['wall_s']:.0f} s",
@@ -143,4 +144,6 @@ def _device_name() -> str:
     """The device experiments used; a sheet that never imported torch used none."""
     if "torch" not in sys.modules:
         return "cpu (no torch)"
+    from .device import get_device
+
     return str(get_device())

@@ -1,22 +1,18 @@
-"""Where and how much: run profile, data root, results cache, device, seeding."""
+"""Where and how much: run profile, data root, results cache, seeding.
+
+Cheap to import (no torch at import time): the exporter reads the profile from here.
+The device lives in ``helpers.device``.
+"""
 from __future__ import annotations
 
 import os
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from . import runlog
-
-# torch and numpy are imported where they are used: the exporter reads the profile and the data
-# roots from here, and must start in well under a second when every sheet comes from its cache.
-# (The architecture work makes this module torch-free; take that version when it lands.)
-if TYPE_CHECKING:
-    import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("smoke", "quick", "full")
 DEFAULT_PROFILE = "quick"
+_SEEDS: list[int] = []
 
 
 def get_profile(profile: str | None = None) -> str:
@@ -59,33 +55,13 @@ def offline() -> bool:
     return os.environ.get("KIT_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
 
 
-def get_device(name: str | None = None) -> torch.device:
-    """Return the torch device: the argument, else ``KIT_DEVICE``, else cuda, mps, cpu."""
-    import torch
-
-    name = name or os.environ.get("KIT_DEVICE")
-    if name:
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"Device {name!r} was asked for (KIT_DEVICE) but CUDA is not available here; "
-                             "unset KIT_DEVICE or set it to 'cpu'.")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"Device {name!r} was asked for (KIT_DEVICE) but MPS is not available here; "
-                             "unset KIT_DEVICE or set it to 'cpu'.")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed python, numpy and torch; optionally ask torch for deterministic kernels."""
     import numpy as np
-    import torch
+    import torch  # here, not at the top: importing config must stay cheap
 
-    runlog.note_seed(seed)
+    if seed not in _SEEDS:   # the run record lists the seeds a sheet set
+        _SEEDS.append(int(seed))
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -96,3 +72,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def seeds_used() -> list[int]:
+    """The seeds ``seed_everything`` has set in this process, in order, each once."""
+    return list(_SEEDS)

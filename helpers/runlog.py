@@ -5,9 +5,6 @@ A ground-floor module with no kit imports: ``checks`` writes claims and referenc
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,7 +24,6 @@ class CheckResult:
 _CHECKS: list[CheckResult] = []
 _RUNS = {"trained": 0, "cached": 0}
 _REFERENCE: list[dict[str, str]] = []
-_SEEDS: list[int] = []
 
 
 def note_check(result: CheckResult) -> None:
@@ -45,12 +41,6 @@ def note_runs(trained: int = 0, cached: int = 0) -> None:
     _RUNS["cached"] += int(cached)
 
 
-def note_seed(seed: int) -> None:
-    """Remember a seed the sheet set (each distinct seed once, in order)."""
-    if int(seed) not in _SEEDS:
-        _SEEDS.append(int(seed))
-
-
 def note_reference(rows: list[dict[str, str]]) -> None:
     """Keep the latest "course reference versus this run" rows of this kernel."""
     _REFERENCE[:] = [dict(r) for r in rows]
@@ -63,22 +53,7 @@ def snapshot() -> dict[str, Any]:
         "runs": dict(_RUNS),
         "checks": [asdict(c) for c in _CHECKS],
         "reference": [dict(r) for r in _REFERENCE],
-        "seeds": list(_SEEDS),
     }
-
-
-def save(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """Write ``record`` as JSON to ``path`` atomically (a reader never sees half a file)."""
-    # A local atomic write until helpers.store (architecture branch) lands; then use store's.
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".runlog-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record, fh, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def reset() -> None:
@@ -86,6 +61,5 @@ def reset() -> None:
     global _STARTED
     _CHECKS.clear()
     _REFERENCE.clear()
-    _SEEDS.clear()
     _RUNS.update(trained=0, cached=0)
     _STARTED = time.time()

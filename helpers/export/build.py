@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import store
 from . import cache
 from .bundle import sha256, stamp_pdf
 
@@ -59,13 +60,13 @@ def build_sheet(path: Path, out_dir: Path, render: Renderer, *, profile: str | N
         nb_bytes, pdf_bytes, pages, how = nb_file.read_bytes(), pdf_file.read_bytes(), info["pages"], CACHED
     else:
         nb_bytes, pdf_bytes, pages, how = _print(path, k, render, profile, via, timeout, force)
-    notebook = cache.write_atomic(out_dir / f"{path.stem}.ipynb", nb_bytes)
-    pdf = cache.write_atomic(out_dir / f"{path.stem}.pdf", pdf_bytes)
+    notebook = store.write_bytes(out_dir / f"{path.stem}.ipynb", nb_bytes)
+    pdf = store.write_bytes(out_dir / f"{path.stem}.pdf", pdf_bytes)
     record = json.loads(nb_bytes).get("metadata", {}).get("kit", {})
     record_file = out_dir / f"{path.stem}.run.json"
     if record.get("record") is not None:
         run = {**record["record"], "wall_s": record.get("wall_s"), "executed_at": record.get("executed_at")}
-        cache.write_atomic(record_file, json.dumps(run, indent=1, ensure_ascii=False).encode())
+        store.write_bytes(record_file, json.dumps(run, indent=1, ensure_ascii=False).encode())
     else:
         record_file.unlink(missing_ok=True)
     return Built(notebook, pdf, record_file if record_file.exists() else None, pages, how)

@@ -24,7 +24,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .cache import cell_source, write_atomic
+from .. import store
+from .cache import cell_source
 
 NOTEBOOK_HASH_KEY = "/KitNotebookSHA256"
 MANIFEST = "manifest.json"
@@ -102,7 +103,7 @@ def make_bundle(notebook: Path, pdf: Path, target: Path) -> Path:
         zf.writestr(Path(notebook).name, nb_bytes)
         zf.writestr(Path(pdf).name, pdf_bytes)
         zf.writestr(MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
-    return write_atomic(Path(target), buffer.getvalue())
+    return store.write_bytes(Path(target), buffer.getvalue())
 
 
 def verify(bundle: Path) -> tuple[list[str], list[str]]:

@@ -22,7 +22,7 @@ stored outputs (the new markdown spliced in), without a kernel; ``--force`` exec
 
 Layout, under ``<KIT_CACHE>/export/<execution key>/``: ``executed.ipynb`` (the run, record cell
 included) and, per rendering, ``<render key>.ipynb`` (as printed), ``.pdf`` and ``.json`` (pages).
-Entries are JSON and ipynb only, never pickles, and every file is written atomically.
+Entries are JSON, ipynb and PDF only, never pickles, and every file is written atomically (helpers.store).
 """
 from __future__ import annotations
 
@@ -31,11 +31,11 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import store
 from ..config import REPO_ROOT, cache_dir, data_search_roots, get_profile
 from .provenance import package_version
 
@@ -51,22 +51,6 @@ class Keys:
 
     execution: str
     render: str
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    # A local atomic write until helpers.store (architecture branch) lands; then use store's.
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def read_notebook_json(path: Path) -> dict[str, Any]:
@@ -144,15 +128,15 @@ def store_execution(execution_key: str, notebook: bytes) -> Path:
         for old in folder.iterdir():
             if old.name != EXECUTED:
                 old.unlink(missing_ok=True)
-    return write_atomic(folder / EXECUTED, notebook)
+    return store.write_bytes(folder / EXECUTED, notebook)
 
 
 def store_rendering(k: Keys, notebook: bytes, pdf: bytes, info: dict) -> None:
     """Store one rendering; its info file is written last, so a half-stored rendering is a miss."""
     folder = entry_dir(k.execution)
-    write_atomic(folder / f"{k.render}.ipynb", notebook)
-    write_atomic(folder / f"{k.render}.pdf", pdf)
-    write_atomic(folder / f"{k.render}.json", json.dumps(info).encode())
+    store.write_bytes(folder / f"{k.render}.ipynb", notebook)
+    store.write_bytes(folder / f"{k.render}.pdf", pdf)
+    store.write_bytes(folder / f"{k.render}.json", json.dumps(info).encode())
 
 
 def splice(executed: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:

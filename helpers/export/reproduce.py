@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .. import store
 from ..config import REPO_ROOT
-from .cache import write_atomic
 
 REPRODUCTION = REPO_ROOT / "docs" / "REPRODUCTION.md"
 HEADER = ("# Course reference versus this run\n\n"
@@ -49,7 +49,7 @@ def write_reproduction(records: dict[str, Path], doc: Path = REPRODUCTION) -> Pa
         body = sheet_section(name, record)
         pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
         text = pattern.sub(lambda _: body + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + body
-    return write_atomic(doc, text.encode("utf-8"))
+    return store.write_bytes(doc, text.encode("utf-8"))
 
 
 def _cell(value: Any) -> str:

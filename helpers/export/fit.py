@@ -55,6 +55,7 @@ table.dataframe, .jp-RenderedHTMLCommon table { table-layout: auto !important; m
 table th, table td { overflow-wrap: normal !important; word-break: normal !important; }
 table.kit-wrap th { white-space: normal !important; }
 table.kit-wrap td { white-space: nowrap !important; }
+table.kit-tight th, table.kit-tight td { padding: 0.1em 0.2em !important; }
 h1, h2, h3, h4, h5, h6 { break-after: avoid; page-break-after: avoid; }
 .kit-keep-with-next { break-after: avoid; page-break-after: avoid; }
 .kit-title { border: 1px solid #999; padding: 6px 10px; margin: 0 0 10px 0; font-size: 9pt; }
@@ -126,7 +127,7 @@ FIT_JS = """(opts) => {
       const texts = [];
       while (walker.nextNode()) texts.push(walker.currentNode);
       for (const node of texts) {
-        const parts = node.textContent.split(/(?<=[_\/])/);
+        const parts = node.textContent.split(/(?<=[_/])/);
         if (parts.length < 2) continue;
         const frag = document.createDocumentFragment();
         parts.forEach((part, i) => {
@@ -141,6 +142,7 @@ FIT_JS = """(opts) => {
       size = Math.max(size - 0.5, opts.minTablePt);
       table.style.fontSize = size + "pt";
     }
+    if (overflow(table) > opts.tolerance) table.classList.add("kit-tight");   // last resort: less padding
   }
 
   // 3. Display equations MathJax could not break: scale them down, not below the floor.
@@ -170,7 +172,7 @@ FIT_JS = """(opts) => {
     const wide = overflow(el);
     if (wide <= opts.tolerance) return;
     const shown = (el.querySelector("table") || el).textContent || "";
-    findings.push({cell: cellOf(el), kind, px: wide, text: shown.replace(/\s+/g, " ").trim().slice(0, 50)});
+    findings.push({cell: cellOf(el), kind, px: wide, text: shown.replace(/\\s+/g, " ").trim().slice(0, 50)});
   };
   document.querySelectorAll(".jp-InputArea pre").forEach((el) => report(el, "code"));
   for (const out of document.querySelectorAll(".jp-OutputArea-output")) {

@@ -39,7 +39,6 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 MAX_LINES = 60
 MAX_CHARS = 10_000
-BAR_WIDTH = 10
 
 REMOVE_CELL, REMOVE_INPUT, REMOVE_OUTPUT = "remove-cell", "remove-input", "remove-output"
 TITLE_ID = "kit-title"
@@ -151,8 +150,6 @@ def widget_text(model_id: str, states: dict[str, dict]) -> str | None:
     if name.endswith("BoxModel"):
         parts = [widget_text(_ref(child), states) for child in state.get("children", [])]
         return "".join(part for part in parts if part)
-    if "Progress" in name:
-        return _bar(state)
     if "value" in state and isinstance(state["value"], str):
         # HTML/Label widgets; tqdm pads with figure spaces so the widget keeps its width.
         text = html.unescape(_TAG.sub("", state["value"]))
@@ -293,12 +290,3 @@ def _hidden(state: dict, states: dict[str, dict]) -> bool:
     """Whether the widget's layout hides it (tqdm hides bars it closes)."""
     layout = states.get(_ref(state.get("layout") or ""), {}).get("state", {})
     return layout.get("visibility") == "hidden" or layout.get("display") == "none"
-
-
-def _bar(state: dict) -> str:
-    """A text progress bar like tqdm's: |██████    |."""
-    low, high = float(state.get("min", 0)), float(state.get("max", 100))
-    value = float(state.get("value", 0))
-    fraction = 0.0 if high <= low else min(max((value - low) / (high - low), 0.0), 1.0)
-    filled = round(fraction * BAR_WIDTH)
-    return "|" + "█" * filled + " " * (BAR_WIDTH - filled) + "|"

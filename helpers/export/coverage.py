@@ -4,9 +4,10 @@ The preflight measures widths in the browser; this checks the result on paper, t
 would search it: ``pdftotext`` of the PDF must contain every word of every printed code cell and
 every cell of every table output (after the same tidying the export does).  Command line::
 
-    python -m helpers.export.coverage build/pdf/02_optimisation_fashionmnist.ipynb [PDF]
+    python -m helpers.export.coverage build/pdf/0*.ipynb
 
-(the PDF defaults to the notebook's name with ``.pdf``); exit code 1 lists what is missing.
+(each executed notebook's PDF lies beside it, as the export writes them); exit code 1 when
+anything is missing, which is listed.
 """
 from __future__ import annotations
 
@@ -70,18 +71,25 @@ def missing_from_pdf(notebook: Path | NotebookNode, pdf: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: list what a PDF fails to show of its executed notebook."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) not in (1, 2):
-        print("usage: python -m helpers.export.coverage EXECUTED.ipynb [SHEET.pdf]", file=sys.stderr)
+    """Command line: for each executed notebook, list what its PDF (beside it) fails to show."""
+    notebooks = [Path(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    if not notebooks:
+        print("usage: python -m helpers.export.coverage build/pdf/NAME.ipynb ...  (NAME.pdf beside each)",
+              file=sys.stderr)
         return 2
-    notebook = Path(args[0])
-    pdf = Path(args[1]) if len(args) == 2 else notebook.with_suffix(".pdf")
-    missing = missing_from_pdf(notebook, pdf)
-    for line in missing:
-        print(f"{pdf.name}: missing {line}")
-    print(f"{pdf.name}: {'all code words and table cells found' if not missing else f'{len(missing)} missing'}")
-    return 1 if missing else 0
+    failed = 0
+    for notebook in notebooks:
+        pdf = notebook.with_suffix(".pdf")
+        if not pdf.is_file():
+            print(f"{notebook}: no PDF beside it ({pdf.name}); export it first", file=sys.stderr)
+            failed += 1
+            continue
+        missing = missing_from_pdf(notebook, pdf)
+        for line in missing:
+            print(f"{pdf.name}: missing {line}")
+        print(f"{pdf.name}: " + (f"{len(missing)} missing" if missing else "every code word and table cell found"))
+        failed += bool(missing)
+    return 1 if failed else 0
 
 
 def _printed_cells(nb: NotebookNode) -> Iterator[tuple[int, NotebookNode]]:

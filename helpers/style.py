@@ -56,6 +56,15 @@ def fit_figsize(width: float, height: float) -> tuple[float, float]:
     return MAX_WIDTH_IN, min(height * max(scale, MIN_HEIGHT_SCALE), MAX_HEIGHT_IN)
 
 
+def colors(n: int) -> list:
+    """``n`` colours told apart on paper: the kit palette up to ten, tab20 (and b, c) beyond."""
+    if n <= len(PALETTE):
+        return list(PALETTE[:n])
+    names = ["tab20"] if n <= 20 else ["tab20", "tab20b", "tab20c"]
+    palette = [c for name in names for c in mpl.colormaps[name].colors]
+    return [palette[i % len(palette)] for i in range(n)]
+
+
 def legend(ax, **kwargs) -> None:
     """A legend over the data when it is short, beside the axes when it has many entries."""
     handles, labels = ax.get_legend_handles_labels()

@@ -261,7 +261,9 @@ def test_long_legend_goes_beside_the_axes():
     short_ax.plot([0, 1], [0, 1], label="one line")
     style.legend(long_ax)
     style.legend(short_ax)
-    renderer = fig.canvas.get_renderer()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw(renderer)
     # Eight entries: the legend starts right of the axes; one entry: it stays inside them.
     assert long_ax.get_legend().get_window_extent(renderer).x0 >= long_ax.get_window_extent(renderer).x1

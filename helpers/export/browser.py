@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbconvert.exporters.webpdf import WebPDFExporter
+from pypdf import PdfWriter
+from pypdf.generic import NameObject, TextStringObject
 from traitlets import Bool, Float, Unicode, default
 
 from .fit import FIT_JS, PRINT_CSS, TEXT_WIDTH_PX, Finding, findings_from, fit_options, pdf_margins
@@ -55,6 +59,12 @@ BROWSER_ARGS = (
     "--disable-sync", "--no-first-run", "--allow-file-access-from-files",
 )
 VIEWPORT = {"width": TEXT_WIDTH_PX, "height": 1100}
+# The headings' text as a reader sees it (without nbconvert's "¶" anchor links), for the bookmarks.
+HEADINGS_JS = """() => Array.from(document.querySelectorAll("h1, h2, h3, h4, h5, h6")).map((h) => {
+  const copy = h.cloneNode(true);
+  copy.querySelectorAll(".anchor-link").forEach((a) => a.remove());
+  return copy.textContent.trim();
+})"""
 # Polled until truthy: once MathJax 2 has finished starting up, queue a marker behind the
 # typesetting it queued; the marker running means every formula is typeset.  (Waiting on the
 # "End" startup hook instead hangs when the hook fired before we asked.)
@@ -194,8 +204,10 @@ class KitWebPDFExporter(WebPDFExporter):
                 await page.emulate_media(media="print")
                 await page.wait_for_timeout(self.page_render_timeout)
                 self.findings = findings_from(await page.evaluate(FIT_JS, fit_options()), self._name)
-                return await page.pdf(print_background=True, format=self.paper_format, margin=pdf_margins(),
-                                      outline=True, tagged=True)
+                headings = await page.evaluate(HEADINGS_JS)
+                pdf = await page.pdf(print_background=True, format=self.paper_format, margin=pdf_margins(),
+                                     outline=True, tagged=True)
+                return fix_bookmark_titles(pdf, headings)
             finally:
                 await browser.close()
 
@@ -234,6 +246,26 @@ class KitWebPDFExporter(WebPDFExporter):
             return
         if status == "absent":
             self.log.warning("MathJax did not load from %s; formulas print as TeX.", self.mathjax_url)
+
+
+def fix_bookmark_titles(pdf: bytes, headings: list[str]) -> bytes:
+    """Give bookmarks their heading's text: Chromium drops the space where a heading wrapped."""
+    proper = {re.sub(r"\s+", "", heading): heading for heading in headings}
+    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    outlines = writer.root_object.get("/Outlines")
+    pending = [outlines.get_object().get("/First")] if outlines is not None else []
+    while pending:
+        node = pending.pop()
+        if node is None:
+            continue
+        node = node.get_object()
+        title = str(node.get("/Title", ""))
+        if (heading := proper.get(re.sub(r"\s+", "", title))) is not None and heading != title:
+            node[NameObject("/Title")] = TextStringObject(heading)
+        pending += [node.get("/First"), node.get("/Next")]
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def _is_web_url(url: str) -> bool:

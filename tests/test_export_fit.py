@@ -31,6 +31,10 @@ def wide(tmp_path_factory) -> dict:
         new_code_cell("def f():\n    if True:\n        " + LONG_LINE + "\n    return total"),
         new_code_cell("pd.DataFrame(np.arange(90).reshape(3, 30), columns=[f'c{i}' for i in range(30)])"),
         new_code_cell("pd.DataFrame(np.full((2, 30), 0.123456789), columns=[f'column_{i}' for i in range(30)])"),
+        new_code_cell("hidden_plumbing_word = 'shown_result_word'\nprint(hidden_plumbing_word)",
+                      metadata={"tags": ["remove-input"]}),
+        new_code_cell("print('removed_output_word')", metadata={"tags": ["remove-output"]}),
+        new_code_cell("print('removed_cell_word')", metadata={"tags": ["remove-cell"]}),
     ])
     path = folder / "wide.ipynb"
     nbformat.write(nb, path)
@@ -49,6 +53,13 @@ def test_long_code_line_wide_table_and_equation_print_whole(wide):
     text = pdf_text(wide["pdf"])
     assert "tail_word_kept" in text and "c29" in text and "89" in text
     assert "α13" in text.replace("\n", "") or "α" in text     # MathJax typeset the equation
+
+
+def test_cell_tags_hold_in_the_pdf(wide):
+    text = pdf_text(wide["pdf"])
+    assert "shown_result_word" in text and "hidden_plumbing_word" not in text
+    assert text.count("removed_output_word") == 1          # the code, not its output
+    assert "removed_cell_word" not in text
 
 
 def test_unfixable_table_is_reported_and_strict_fails(wide):
@@ -82,7 +93,7 @@ def test_tags_remove_cell_input_and_output():
                              _cell(new_output("stream", name="stdout", text="c\n"), tags=["remove-output"])])
     tidy = tidy_notebook(nb)
     assert [c.id for c in tidy.cells] == ["kit-cell-2", "kit-cell-3"]
-    assert tidy.cells[0].transient == {"remove_source": True} and tidy.cells[0].outputs[0].text == "b\n"
+    assert tidy.cells[0].metadata.transient == {"remove_source": True} and tidy.cells[0].outputs[0].text == "b\n"
     assert tidy.cells[1].outputs == []
 
 

@@ -35,7 +35,7 @@ def pdf_text(pdf: Path) -> str:
 def code_words(nb: NotebookNode) -> Iterator[tuple[int, str]]:
     """(cell number, word) for every identifier and number in the printed code cells."""
     for number, cell in _printed_cells(nb):
-        if cell.cell_type == "code" and not cell.get("transient", {}).get("remove_source"):
+        if cell.cell_type == "code" and not cell.metadata.get("transient", {}).get("remove_source"):
             for word in CODE_WORD.findall(cell.source):
                 yield number, word
 

@@ -67,7 +67,7 @@ def tidy_notebook(nb: NotebookNode, max_lines: int = MAX_LINES, max_chars: int =
             continue
         if REMOVE_INPUT in tags:
             # nbconvert's templates skip the input of a cell marked so (as its TagRemovePreprocessor does).
-            cell.setdefault("transient", {})["remove_source"] = True
+            cell.metadata.setdefault("transient", {})["remove_source"] = True
         outputs = [] if REMOVE_OUTPUT in tags else cell.get("outputs", [])
         outputs = [_widget_as_text(out, states) for out in outputs if not _is_noise(out, states)]
         outputs = _merge_streams([out for out in outputs if out is not None])

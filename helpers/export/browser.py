@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import io
+import logging
 import os
 import re
 import shutil
@@ -251,7 +252,15 @@ class KitWebPDFExporter(WebPDFExporter):
 def fix_bookmark_titles(pdf: bytes, headings: list[str]) -> bytes:
     """Give bookmarks their heading's text: Chromium drops the space where a heading wrapped."""
     proper = {re.sub(r"\s+", "", heading): heading for heading in headings}
-    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    # Chromium's tagged PDFs declare a trailer size pypdf finds too small; it reads them fine, so
+    # its warning ("Object count ... exceeds defined trailer size") would only be noise.
+    quiet = logging.getLogger("pypdf")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    finally:
+        quiet.setLevel(level)
     outlines = writer.root_object.get("/Outlines")
     pending = [outlines.get_object().get("/First")] if outlines is not None else []
     while pending:

@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -51,12 +49,12 @@ import nbformat
 from nbformat import NotebookNode
 from pypdf import PdfReader
 
-from ..config import REPO_ROOT, get_device, get_profile
+from ..config import get_profile
 from .browser import KitWebPDFExporter
 from .execute import DEFAULT_TIMEOUT, NotebookFailed, execute_notebook
 from .fit import Finding
-from .merge import Sheet, merge_pdfs, merge_sheets, sheet_title
-from .tidy import tidy_notebook, title_block
+from .merge import Sheet, merge_pdfs, merge_sheets
+from .tidy import sheet_title, tidy_notebook, with_title_block
 
 MERGED_NAME = "all-sheets.pdf"
 ROUTES = ("webpdf", "latex")
@@ -216,38 +214,11 @@ def _parser() -> argparse.ArgumentParser:
 def _to_pdf(nb: NotebookNode, path: Path, via: str, profile: str) -> tuple[bytes, list[Finding]]:
     """PDF bytes of an executed notebook by the chosen route, and the preflight's findings."""
     resources = {"metadata": {"name": path.stem, "path": str(path.parent.resolve())}}
-    nb = _with_title(nb, path, profile)
+    nb = with_title_block(nb, path, profile)
     if via == "latex":
         return _latex_pdf(nb, resources), []
     pdf, resources = KitWebPDFExporter().from_notebook_node(nb, resources=resources)
     return pdf, resources.get("kit_findings", [])
-
-
-def _with_title(nb: NotebookNode, path: Path, profile: str) -> NotebookNode:
-    """A copy of ``nb`` opening with the title block: sheet, profile, date, device, kit version."""
-    # The device the kernel recorded wins; else the one the kit picks here (KIT_DEVICE, cuda, mps, cpu).
-    device = nb.metadata.get("kit", {}).get("device") or get_device().type
-    block = title_block(sheet=f"{sheet_title(path)} ({path.name})", profile=profile,
-                        date=datetime.date.today().isoformat(), device=str(device), version=kit_version())
-    nb = nbformat.from_dict(nb)
-    nb.cells.insert(0, block)
-    return nb
-
-
-def kit_version() -> str:
-    """The kit's package version and, in a git checkout, its commit ('0.1.0 (git 0b12321)')."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        number = version("dl-course-kit")
-    except PackageNotFoundError:
-        number = "unknown"
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
-    except (OSError, subprocess.SubprocessError):
-        return number
-    return f"{number} (git {commit.stdout.strip()})" if commit.returncode == 0 and commit.stdout.strip() else number
 
 
 def _latex_pdf(nb: NotebookNode, resources: dict) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,21 +94,6 @@ def failure_html(sheet: Sheet) -> str:
             f"<pre>{html.escape(sheet.error or 'no error message')}</pre>"
             "<p>The executed notebook, as far as it ran, is next to this PDF; "
             "fix the cell named above and export again.</p></body></html>")
-
-
-def sheet_title(notebook: Path) -> str:
-    """The notebook's first heading (its sheet title), else its file name."""
-    try:
-        cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError):
-        cells = []
-    for cell in cells:
-        if cell.get("cell_type") == "markdown":
-            source = "".join(cell.get("source", []))
-            for line in source.splitlines():
-                if line.startswith("#"):
-                    return line.lstrip("#").strip()
-    return Path(notebook).stem
 
 
 def _sheet_pdf(sheet: Sheet, print_html: Callable[[str], bytes]) -> bytes:

@@ -24,16 +24,20 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import datetime
 import html
-import struct
+import json
 import os
 import re
+import struct
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell, new_output
 
-from ..config import REPO_ROOT
+from ..config import REPO_ROOT, get_device
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -109,6 +113,46 @@ def title_block(sheet: str, profile: str, date: str, device: str, version: str) 
     cell = new_markdown_cell(f'<div class="kit-title"><table>{cells}</table></div>')
     cell["id"] = TITLE_ID
     return cell
+
+
+def with_title_block(nb: NotebookNode, path: Path, profile: str) -> NotebookNode:
+    """A copy of ``nb`` opening with the title block: sheet, profile, date, device, kit version."""
+    # The device the kernel recorded wins; else the one the kit picks here (KIT_DEVICE, cuda, mps, cpu).
+    device = nb.metadata.get("kit", {}).get("device") or get_device().type
+    block = title_block(sheet=f"{sheet_title(path)} ({path.name})", profile=profile,
+                        date=datetime.date.today().isoformat(), device=str(device), version=kit_version())
+    nb = copy.deepcopy(nb)
+    nb.cells.insert(0, block)
+    return nb
+
+
+def kit_version() -> str:
+    """The kit's package version and, in a git checkout, its commit ('0.1.0 (git 0b12321)')."""
+    try:
+        number = version("dl-course-kit")
+    except PackageNotFoundError:
+        number = "unknown"
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    except (OSError, subprocess.SubprocessError):
+        return number
+    return f"{number} (git {commit.stdout.strip()})" if commit.returncode == 0 and commit.stdout.strip() else number
+
+
+def sheet_title(notebook: Path) -> str:
+    """The notebook's first heading (its sheet title), else its file name."""
+    try:
+        cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        cells = []
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            source = "".join(cell.get("source", []))
+            for line in source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return Path(notebook).stem
 
 
 def collapse_carriage_returns(text: str) -> str:

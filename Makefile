@@ -53,7 +53,7 @@ unit: $(STAMP) pdf-tools
 # Smoke runs use a fresh cache so every notebook really executes its experiments. The PDF step
 # then prints them from that cache with --strict (anything wider than the page fails) and checks
 # the PDFs: figures no wider than the text, every code word and table cell found by pdftotext.
-smoke: $(STAMP)
+smoke: $(STAMP) pdf-tools
 	tmp=$$(mktemp -d) && export KIT_PROFILE=smoke KIT_CACHE=$$tmp && \
 	$(PY) -m pytest --nbmake --nbmake-timeout=$(NB_TIMEOUT) -q -p no:cacheprovider $(NB) && \
 	$(PY) -m helpers.export $(NB) --profile smoke --strict --out $(SMOKE_PDF) && \

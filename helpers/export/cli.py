@@ -94,8 +94,7 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
         else:
             nb = nbformat.read(path, as_version=4)
         result.pdf = out_dir / f"{path.stem}.pdf"
-        pdf, result.findings = _to_pdf(nb, path, via, get_profile(profile))
-        result.pdf.write_bytes(pdf)
+        result.pdf.write_bytes(_to_pdf(nb, path, via, profile, findings=result.findings))
         result.pages = len(PdfReader(result.pdf).pages)
     except Exception as error:  # one notebook's failure must not stop the others
         result.pdf = None
@@ -211,14 +210,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _to_pdf(nb: NotebookNode, path: Path, via: str, profile: str) -> tuple[bytes, list[Finding]]:
-    """PDF bytes of an executed notebook by the chosen route, and the preflight's findings."""
+def _to_pdf(nb: NotebookNode, path: Path, via: str, profile: str | None = None,
+            findings: list[Finding] | None = None) -> bytes:
+    """PDF bytes of an executed notebook by the chosen route; the preflight's findings go into ``findings``."""
     resources = {"metadata": {"name": path.stem, "path": str(path.parent.resolve())}}
-    nb = with_title_block(nb, path, profile)
+    nb = with_title_block(nb, path, get_profile(profile))
     if via == "latex":
-        return _latex_pdf(nb, resources), []
+        return _latex_pdf(nb, resources)
     pdf, resources = KitWebPDFExporter().from_notebook_node(nb, resources=resources)
-    return pdf, resources.get("kit_findings", [])
+    if findings is not None:
+        findings.extend(resources.get("kit_findings", []))
+    return pdf
 
 
 def _latex_pdf(nb: NotebookNode, resources: dict) -> bytes:

@@ -9,6 +9,7 @@ long display equations at the print width, then runs ``FIT_JS``, which
   (the words stay whole, so ``pdftotext`` still finds them);
 * lets table headers wrap and shrinks a wide table's type step by step down to ``MIN_TABLE_PT``;
 * scales a display equation that MathJax could not break down to ``MIN_MATH_SCALE``;
+* keeps short code blocks and outputs (up to ``KEEP_LINES`` lines) on one page;
 * marks markdown cells that end in a heading, so the heading is kept with what follows;
 
 and returns, for every code block, output and equation still wider than the text, a finding:
@@ -27,6 +28,7 @@ TEXT_WIDTH_PX = round(TEXT_WIDTH_MM * CSS_PX_PER_MM)     # the window the page i
 TEXT_WIDTH_IN = TEXT_WIDTH_MM / 25.4
 MIN_TABLE_PT = 7.0       # below this a table is hard to read on paper
 MIN_MATH_SCALE = 0.75    # an equation shrunk further prints its indices below ~7 pt
+KEEP_LINES = 15          # code or text up to this many lines is not split across pages
 TOLERANCE_PX = 2.0       # sub-pixel rounding is not a finding
 
 PRINT_CSS = """
@@ -45,9 +47,8 @@ pre { white-space: pre-wrap !important; overflow-wrap: anywhere; overflow: visib
 .kit-line { display: block; min-height: 1.3em; }
 /* Figures never wider than the text; a figure, a table or an output is never split across pages. */
 img, svg { max-width: 100% !important; height: auto !important; }
-.jp-OutputArea-output, .jp-RenderedImage, table, .MathJax_Display, .MJXc-display, .kit-title {
+.jp-RenderedImage, table, .MathJax_Display, .MJXc-display, .kit-title, .kit-keep {
   break-inside: avoid; page-break-inside: avoid; }
-.jp-InputArea { break-inside: avoid; }
 table.dataframe, .jp-RenderedHTMLCommon table { table-layout: auto !important; margin-left: 0 !important;
   font-size: 9pt; }
 .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 0.2em 0.45em !important; }
@@ -155,13 +156,18 @@ FIT_JS = """(opts) => {
     eq.style.zoom = scale;
   }
 
-  // 4. Keep a heading with what follows it, also across cells.
+  // 4. Keep short code blocks and outputs on one page; long ones may break rather than leave half a page blank.
+  for (const block of document.querySelectorAll(".jp-InputArea, .jp-OutputArea-output")) {
+    if (block.querySelectorAll(".kit-line").length <= opts.keepLines) block.classList.add("kit-keep");
+  }
+
+  // 5. Keep a heading with what follows it, also across cells.
   for (const md of document.querySelectorAll(".jp-RenderedMarkdown")) {
     const last = md.lastElementChild;
     if (last && /^H[1-6]$/.test(last.tagName)) md.closest(".jp-Cell")?.classList.add("kit-keep-with-next");
   }
 
-  // 5. Preflight: whatever is still wider than the text.
+  // 6. Preflight: whatever is still wider than the text.
   const findings = [];
   const cellOf = (el) => {
     const cell = el.closest(".jp-Cell");
@@ -206,7 +212,8 @@ class Finding:
 
 def fit_options() -> dict:
     """The limits FIT_JS works to (passed into the page)."""
-    return {"tolerance": TOLERANCE_PX, "minTablePt": MIN_TABLE_PT, "minMathScale": MIN_MATH_SCALE}
+    return {"tolerance": TOLERANCE_PX, "minTablePt": MIN_TABLE_PT, "minMathScale": MIN_MATH_SCALE,
+            "keepLines": KEEP_LINES}
 
 
 def findings_from(raw: list[dict], notebook: str) -> list[Finding]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter
 
+from ..store import write_bytes
+
 PAGE_STYLE = """<style>
 body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10.5pt; margin: 0; }
 h1 { font-size: 18pt; margin: 0 0 4px 0; }
@@ -114,11 +116,7 @@ def _first_pages(cover_pages: int, sizes: Sequence[int]) -> list[int]:
 
 def _write(writer: PdfWriter, target: Path) -> Path:
     """Write the merged PDF atomically (a reader never sees half a file)."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    with partial.open("wb") as handle:
-        writer.write(handle)
+    buffer = io.BytesIO()
+    writer.write(buffer)
     writer.close()
-    partial.replace(target)
-    return target
+    return write_bytes(target, buffer.getvalue())

@@ -37,7 +37,8 @@ from pathlib import Path
 from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell, new_output
 
-from ..config import REPO_ROOT, get_device
+from ..config import REPO_ROOT
+from ..device import get_device
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"

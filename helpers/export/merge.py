@@ -17,6 +17,7 @@ from pathlib import Path
 from pypdf import PdfReader, PdfWriter
 
 from ..store import write_bytes
+from .tidy import hide_paths
 
 PAGE_STYLE = """<style>
 body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10.5pt; margin: 0; }
@@ -93,7 +94,7 @@ def failure_html(sheet: Sheet) -> str:
     """A page standing in for a sheet that failed: its title and the error."""
     return (f"<html><head><meta charset='utf-8'>{PAGE_STYLE}</head><body><h1>{html.escape(sheet.title)}</h1>"
             "<p class='failed'>This sheet failed to run, so there is no PDF of it.</p>"
-            f"<pre>{html.escape(sheet.error or 'no error message')}</pre>"
+            f"<pre>{html.escape(hide_paths(sheet.error or 'no error message'))}</pre>"
             "<p>The executed notebook, as far as it ran, is next to this PDF; "
             "fix the cell named above and export again.</p></body></html>")
 

@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from .record import EPOCH_FIELDS, History, trial_history
+from .style import fit_figsize  # importing helpers.style applies the kit's figure style to every figure
 
 if TYPE_CHECKING:
     import optuna
@@ -34,7 +35,7 @@ PANEL = (5.0, 3.6)  # inches per subplot: readable on a PDF page, two side by si
 # --- Small shared helpers ---------------------------------------------------------------------
 def _figure(nrows: int = 1, ncols: int = 1, panel: tuple[float, float] = PANEL, **kwargs) -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure with a 2-D array of axes."""
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    fig = Figure(figsize=fit_figsize(panel[0] * ncols, panel[1] * nrows), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 

@@ -50,16 +50,22 @@ def plan(path: Path, profile: str | None = None, via: str = "webpdf", force: boo
 
 
 def build_sheet(path: Path, out_dir: Path, render: Renderer, *, profile: str | None = None, via: str = "webpdf",
-                timeout: int | None = None, force: bool = False) -> Built:
-    """Export one notebook into ``out_dir`` through the cache; raises NotebookFailed when a cell fails."""
+                timeout: int | None = None, force: bool = False, findings: list | None = None) -> Built:
+    """Export one notebook into ``out_dir`` through the cache; raises NotebookFailed when a cell fails.
+
+    ``findings`` is the list the renderer fills with the preflight's findings; a cached PDF brings
+    back the findings stored with it (as text), so ``--strict`` judges a cached sheet the same way.
+    """
+    findings = [] if findings is None else findings
     path, out_dir = Path(path), Path(out_dir)
     k = cache.keys(path, profile, via)
     stored = None if force else cache.rendering(k)
     if stored is not None:
         nb_file, pdf_file, info = stored
         nb_bytes, pdf_bytes, pages, how = nb_file.read_bytes(), pdf_file.read_bytes(), info["pages"], CACHED
+        findings.extend(info.get("findings", []))
     else:
-        nb_bytes, pdf_bytes, pages, how = _print(path, k, render, profile, via, timeout, force)
+        nb_bytes, pdf_bytes, pages, how = _print(path, k, render, profile, via, timeout, force, findings)
     notebook = store.write_bytes(out_dir / f"{path.stem}.ipynb", nb_bytes)
     pdf = store.write_bytes(out_dir / f"{path.stem}.pdf", pdf_bytes)
     record = json.loads(nb_bytes).get("metadata", {}).get("kit", {})
@@ -73,7 +79,7 @@ def build_sheet(path: Path, out_dir: Path, render: Renderer, *, profile: str | N
 
 
 def _print(path: Path, k: cache.Keys, render: Renderer, profile: str | None, via: str,
-           timeout: int | None, force: bool) -> tuple[bytes, bytes, int, str]:
+           timeout: int | None, force: bool, findings: list) -> tuple[bytes, bytes, int, str]:
     """Execute (or splice stored outputs), print, stamp and store one rendering."""
     import nbformat
 
@@ -90,5 +96,6 @@ def _print(path: Path, k: cache.Keys, render: Renderer, profile: str | None, via
         how = EXECUTED
     nb_bytes = nbformat.writes(nb).encode()
     pdf_bytes, pages = stamp_pdf(render(nb, path, via), sha256(nb_bytes))
-    cache.store_rendering(k, nb_bytes, pdf_bytes, {"pages": pages, "how": how})
+    cache.store_rendering(k, nb_bytes, pdf_bytes, {"pages": pages, "how": how,
+                                                   "findings": [str(f) for f in findings]})
     return nb_bytes, pdf_bytes, pages, how

@@ -26,8 +26,13 @@ Routes
 HTML outputs (pandas tables) print as their plain-text form, widgets and JavaScript outputs are
 lost, SVG figures need ``inkscape``, and LaTeX errors in markdown math stop the export.
 
-Either way, outputs are tidied first (``helpers.export.tidy``): progress bars print as their
-final state and outputs over ~60 lines / 10,000 characters are trimmed with a note.
+Either way, outputs are tidied first (``helpers.export.tidy``): progress bars and stderr are
+dropped, local paths hidden, outputs over ~60 lines / 10,000 characters trimmed with a note, and a
+title block (sheet, profile, date, device, kit version) opens the sheet.
+
+Preflight: the webpdf route measures every code block, output and equation against the printed
+text width after fitting them (``helpers.export.fit``); what is still wider is listed after the
+summary.  ``--strict`` (used by ``make test``) makes any such finding an error (exit code 1).
 
 Cache and other commands
 ------------------------
@@ -41,11 +46,12 @@ unchanged one reuses its PDF (``helpers.export.cache``; ``--force`` executes any
 from __future__ import annotations
 
 import argparse
+import datetime
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -56,6 +62,8 @@ from .execute import DEFAULT_TIMEOUT, NotebookFailed, pin_kit_paths
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
+
+    from .fit import Finding
 
 # nbformat, pypdf and the printer (nbconvert) are imported where they are used: when every sheet
 # comes from the cache, the command finishes before they would have loaded.
@@ -75,6 +83,7 @@ class ExportResult:
     seconds: float = 0.0
     error: str | None = None
     how: str = ""        # executed, reprinted (stored outputs, new markdown) or cached (PDF reused)
+    findings: list[Finding] = field(default_factory=list)   # preflight: what did not fit the page
 
     @property
     def ok(self) -> bool:
@@ -92,7 +101,11 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
     start = time.perf_counter()
     try:
         if execute:
-            built = build_sheet(path, out_dir, _to_pdf, profile=profile, via=via, timeout=timeout, force=force)
+            def render(nb: NotebookNode, path: Path, via: str) -> bytes:
+                return _to_pdf(nb, path, via, profile, findings=result.findings)
+
+            built = build_sheet(path, out_dir, render, profile=profile, via=via, timeout=timeout, force=force,
+                                findings=result.findings)
             result.executed, result.pdf, result.pages, result.how = built.notebook, built.pdf, built.pages, built.how
         else:
             import nbformat
@@ -100,7 +113,7 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
 
             nb = nbformat.read(path, as_version=4)
             result.pdf = out_dir / f"{path.stem}.pdf"
-            result.pdf.write_bytes(_to_pdf(nb, path, via))
+            result.pdf.write_bytes(_to_pdf(nb, path, via, profile, findings=result.findings))
             result.pages = len(PdfReader(result.pdf).pages)
     except Exception as error:  # one notebook's failure must not stop the others
         result.pdf = None
@@ -132,29 +145,24 @@ def export_notebooks(paths: Iterable[Path], out_dir: Path, *, profile: str | Non
         if result.error:
             print(f"FAILED {result.error}", file=sys.stderr)
         results.append(result)
-    pdfs = [r.pdf for r in results if r.ok]
     if len(paths) > 1 if merge is None else merge:
+        from .merge import Sheet, merge_pdfs, merge_sheets
+
         target = Path(out_dir) / MERGED_NAME
-        if pdfs:
+        if via == "webpdf":
+            from .browser import KitWebPDFExporter
+            from .tidy import sheet_title
+
+            sheets = [Sheet(sheet_title(r.notebook), r.pdf if r.ok else None, r.error, len(r.findings))
+                      for r in results]
+            subtitle = f"Run profile {get_profile(profile)}, exported {datetime.date.today().isoformat()}"
+            log(f"merged {len(sheets)} sheet(s) into "
+                f"{merge_sheets(sheets, target, KitWebPDFExporter().print_html, subtitle)}")
+        elif pdfs := [r.pdf for r in results if r.ok]:
             log(f"merged {len(pdfs)} PDF(s) into {merge_pdfs(pdfs, target)}")
         else:
             target.unlink(missing_ok=True)
     return results
-
-
-def merge_pdfs(pdfs: Sequence[Path], target: Path) -> Path:
-    """Concatenate ``pdfs`` in order into ``target`` and return its path."""
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    for pdf in pdfs:
-        writer.append(str(pdf))
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as handle:
-        writer.write(handle)
-    writer.close()
-    return target
 
 
 def summary_table(results: Sequence[ExportResult]) -> str:
@@ -167,6 +175,10 @@ def summary_table(results: Sequence[ExportResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
+    findings = [str(f) for r in results for f in r.findings]
+    if findings:
+        lines += ["", f"Preflight: {len(findings)} thing(s) wider than the printed text:"]
+        lines += [f"  {finding}" for finding in findings]
     return "\n".join(lines)
 
 
@@ -189,8 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
         return COMMANDS[argv[0]](argv[1:])
-    results = _run_export(_parser().parse_args(argv))
-    return 2 if results is None else _report(results)
+    args = _parser().parse_args(argv)
+    results = _run_export(args)
+    return 2 if results is None else _report(results, args.strict)
 
 
 def _run_export(args: argparse.Namespace) -> list[ExportResult] | None:
@@ -212,13 +225,17 @@ def _run_export(args: argparse.Namespace) -> list[ExportResult] | None:
                             timeout=args.timeout, merge=args.merge, force=args.force)
 
 
-def _report(results: Sequence[ExportResult]) -> int:
-    """Print the summary table; exit code 1 when any notebook failed."""
+def _report(results: Sequence[ExportResult], strict: bool = False) -> int:
+    """Print the summary table; exit code 1 when any notebook failed (or, strict, did not fit)."""
     print("\n" + summary_table(results))
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"\n{len(failed)} of {len(results)} notebook(s) failed.", file=sys.stderr)
-    return 1 if failed else 0
+    unfit = [r for r in results if r.findings]
+    if strict and unfit:
+        print(f"\n--strict: {len(unfit)} notebook(s) have content wider than the page (listed above); "
+              "shorten the line, narrow or transpose the table, or split the equation.", file=sys.stderr)
+    return 1 if failed or (strict and unfit) else 0
 
 
 def _check_out_dir(out: Path) -> None:
@@ -251,19 +268,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="seconds allowed per cell (default 1800)")
     parser.add_argument("--merge", action=argparse.BooleanOptionalAction, default=None,
                         help=f"write {MERGED_NAME} (default: when more than one notebook is exported)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit code 1) when anything is wider than the printed page (preflight)")
     parser.add_argument("--force", action="store_true",
                         help="execute even when the export cache holds this sheet's run")
     return parser
 
 
-def _to_pdf(nb: NotebookNode, path: Path, via: str) -> bytes:
-    """PDF bytes of an executed notebook by the chosen route."""
+def _to_pdf(nb: NotebookNode, path: Path, via: str, profile: str | None = None,
+            findings: list[Finding] | None = None) -> bytes:
+    """PDF bytes of an executed notebook by the chosen route; the preflight's findings go into ``findings``."""
+    from .browser import KitWebPDFExporter
+    from .tidy import with_title_block
+
     resources = {"metadata": {"name": path.stem, "path": str(path.parent.resolve())}}
+    nb = with_title_block(nb, path, get_profile(profile))
     if via == "latex":
         return _latex_pdf(nb, resources)
-    from .browser import KitWebPDFExporter
-
-    pdf, _ = KitWebPDFExporter().from_notebook_node(nb, resources=resources)
+    pdf, resources = KitWebPDFExporter().from_notebook_node(nb, resources=resources)
+    if findings is not None:
+        findings.extend(resources.get("kit_findings", []))
     return pdf
 
 
@@ -307,7 +331,7 @@ def _submit(argv: Sequence[str]) -> int:
     for r in results:
         if r.ok:
             print(f"bundle: {make_bundle(r.executed, r.pdf, args.bundles / f'{r.notebook.stem}.zip')}")
-    return _report(results)
+    return _report(results, args.strict)
 
 
 def _verify(argv: Sequence[str]) -> int:
@@ -341,7 +365,7 @@ def _reproduce(argv: Sequence[str]) -> int:
         return 2
     records = {r.notebook.stem: r.pdf.with_suffix(".run.json") for r in results if r.ok}
     print(f"reference tables of {len(records)} sheet(s) written to {write_reproduction(records, args.doc)}")
-    return _report(results)
+    return _report(results, args.strict)
 
 
 COMMANDS = {"submit": _submit, "verify": _verify, "reproduce": _reproduce}

@@ -129,6 +129,7 @@ def execute_notebook(path: Path, profile: str | None = None, timeout: int = DEFA
         saved = json.loads(record_file.read_text(encoding="utf-8")) if record_file.is_file() else None
     nb.metadata["kit"] = {"profile": profile, "executed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                           "wall_s": round(time.perf_counter() - hooks.started, 1), "timeout_s": timeout,
+                          "device": (saved or {}).get("device"),   # the title block prints it
                           "environment": environment(), "record": saved}
     return nb
 

@@ -15,7 +15,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from pypdf import PdfReader, PdfWriter
 
 from helpers.export.browser import find_browser, playwright_browser
-from helpers.export.cli import main, merge_pdfs
+from helpers.export.cli import main
+from helpers.export.merge import merge_pdfs
 from helpers.export.tidy import WIDGET_STATE, WIDGET_VIEW, tidy_notebook
 
 MINI = Path(__file__).parent / "fixtures" / "mini.ipynb"

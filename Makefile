@@ -10,6 +10,9 @@ OUT      ?= build/pdf
 SMOKE_PDF ?= build/smoke-pdf
 VIA      ?= webpdf
 NB_TIMEOUT ?= 300
+SUBMIT   ?= build/submit
+# FORCE=1: execute every sheet even when the export cache holds its run.
+FORCE_FLAG := $(if $(FORCE),--force,)
 
 UNAME_S := $(shell uname -s)
 UNAME_M := $(shell uname -m)
@@ -21,10 +24,12 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install pdf test unit smoke lab bench clean pdf-tools
+.PHONY: help install pdf submit verify reproduce test unit smoke lab bench clean pdf-tools
 
 help:
 	@echo "make pdf    execute every notebook (KIT_PROFILE=$(KIT_PROFILE)) and export build/pdf/*.pdf"
+	@echo "make submit export + one verifiable zip per sheet in $(SUBMIT)/ (make verify checks them)"
+	@echo "make reproduce  run sheets in the full profile, reference tables into docs/REPRODUCTION.md"
 	@echo "make test   unit tests + notebook smoke tests (KIT_PROFILE=smoke)"
 	@echo "make lab    JupyterLab on the notebooks (make lab KIT_PROFILE=smoke for the fast profile)"
 	@echo "make bench  run the benchmarks, results in benchmarks/RESULTS.md"
@@ -43,7 +48,17 @@ pdf-tools:
 	bash scripts/setup_pdf_tools.sh
 
 pdf: $(STAMP) pdf-tools
-	KIT_PROFILE=$(KIT_PROFILE) $(PY) -m helpers.export $(NB) --profile $(KIT_PROFILE) --out $(OUT) --via $(VIA)
+	KIT_PROFILE=$(KIT_PROFILE) $(PY) -m helpers.export $(NB) --profile $(KIT_PROFILE) --out $(OUT) --via $(VIA) $(FORCE_FLAG)
+
+submit: $(STAMP) pdf-tools
+	$(PY) -m helpers.export submit $(NB) --profile $(KIT_PROFILE) --out $(OUT) --via $(VIA) --bundles $(SUBMIT) $(FORCE_FLAG)
+
+verify: $(STAMP)
+	$(PY) -m helpers.export verify $(SUBMIT)/*.zip
+
+# The full profile is long on a CPU: NB= picks sheets, e.g. make reproduce NB=notebooks/01_backprop_autodiff.ipynb
+reproduce: $(STAMP) pdf-tools
+	$(PY) -m helpers.export reproduce $(NB) --via $(VIA) $(FORCE_FLAG)
 
 test: unit smoke
 

@@ -15,7 +15,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from pypdf import PdfReader, PdfWriter
 
 from helpers.export.browser import find_browser, playwright_browser
-from helpers.export.cli import main, merge_pdfs
+from helpers.export.cli import main
+from helpers.export.merge import merge_pdfs
 from helpers.export.tidy import WIDGET_STATE, WIDGET_VIEW, tidy_notebook
 
 MINI = Path(__file__).parent / "fixtures" / "mini.ipynb"
@@ -45,7 +46,8 @@ def exported(tmp_path_factory) -> dict:
     ]), bad)
     out = folder / "pdf"
     stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KIT_CACHE", str(folder / "cache"))    # a fresh export cache: the sheets really execute
         code = main([str(bad), str(MINI), "--out", str(out), "--profile", "smoke"])
     return {"code": code, "out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
 

@@ -49,6 +49,13 @@ def kit_version() -> str | None:
     return package_version(KIT_DISTRIBUTION)
 
 
+def kit_label() -> str:
+    """The kit's version and short commit for a title block, e.g. '0.1.0 (git 0b12321)'."""
+    commit = git_state()["commit"]
+    number = kit_version() or "unknown"
+    return f"{number} (git {commit[:7]})" if commit else number
+
+
 def environment() -> dict[str, object]:
     """Kit version, git state and package versions, as JSON-ready data."""
     return {"kit_version": kit_version(), "git": git_state(), "versions": versions(),

@@ -30,15 +30,13 @@ import json
 import os
 import re
 import struct
-import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell, new_output
 
 from ..config import REPO_ROOT
-from ..device import get_device
+from .provenance import kit_label
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -119,26 +117,15 @@ def title_block(sheet: str, profile: str, date: str, device: str, version: str) 
 def with_title_block(nb: NotebookNode, path: Path, profile: str) -> NotebookNode:
     """A copy of ``nb`` opening with the title block: sheet, profile, date, device, kit version."""
     # The device the kernel recorded wins; else the one the kit picks here (KIT_DEVICE, cuda, mps, cpu).
-    device = nb.metadata.get("kit", {}).get("device") or get_device().type
+    device = nb.metadata.get("kit", {}).get("device")
+    if not device:
+        from ..device import get_device  # imports torch: only for notebooks that recorded no device
+        device = get_device().type
     block = title_block(sheet=f"{sheet_title(path)} ({path.name})", profile=profile,
-                        date=datetime.date.today().isoformat(), device=str(device), version=kit_version())
+                        date=datetime.date.today().isoformat(), device=str(device), version=kit_label())
     nb = copy.deepcopy(nb)
     nb.cells.insert(0, block)
     return nb
-
-
-def kit_version() -> str:
-    """The kit's package version and, in a git checkout, its commit ('0.1.0 (git 0b12321)')."""
-    try:
-        number = version("dl-course-kit")
-    except PackageNotFoundError:
-        number = "unknown"
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
-    except (OSError, subprocess.SubprocessError):
-        return number
-    return f"{number} (git {commit.stdout.strip()})" if commit.returncode == 0 and commit.stdout.strip() else number
 
 
 def sheet_title(notebook: Path) -> str:

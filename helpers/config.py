@@ -42,10 +42,22 @@ def data_search_roots() -> list[Path]:
     return roots
 
 
+class CacheDirError(OSError):
+    """The results cache (KIT_CACHE) is not a writable folder."""
+
+
 def cache_dir() -> Path:
     """Return (and create) the results cache: ``KIT_CACHE``, else ``<repo>/.cache``."""
     path = Path(os.environ.get("KIT_CACHE") or REPO_ROOT / ".cache").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        problem = "is a file, not a folder" if path.exists() else f"cannot be created ({err.strerror})"
+    else:
+        problem = None if os.access(path, os.W_OK | os.X_OK) else "is not writable"
+    if problem is not None:
+        raise CacheDirError(f"The results cache {path} {problem}. Fix: set KIT_CACHE to a folder you can write "
+                            f"(it is created if missing), or unset it to use {REPO_ROOT / '.cache'}.")
     return path
 
 

@@ -19,11 +19,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_script(tmp_path: Path, name: str, body: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_script(tmp_path: Path, name: str, body: str, *args: str, timeout: float = 120,
+               env_extra: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``body`` as a Python script in a fresh interpreter (same KIT_CACHE), with the repo importable."""
     script = tmp_path / f"{name}.py"
     script.write_text(textwrap.dedent(body))
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}", "OMP_NUM_THREADS": "1"}
+    (tmp_path / "gridtrain.py").write_text(textwrap.dedent(GRID_MODULE))
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}", "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd=tmp_path)
 
@@ -77,11 +79,7 @@ def test_resumed_grid_sweep_covers_the_grid_exactly_once(tmp_path):
 def test_grid_sweep_killed_mid_trial_resumes_and_covers_the_grid_once(tmp_path):
     """Issue 12.1 after a SIGKILL: the trial cut off is retried, no other point is repeated or skipped."""
     log = tmp_path / "log.txt"
-    os.environ["KILL_AT"] = "0.03"
-    try:
-        first = run_script(tmp_path, "sweep", SWEEP_SCRIPT, str(log), "all")
-    finally:
-        del os.environ["KILL_AT"]
+    first = run_script(tmp_path, "sweep", SWEEP_SCRIPT, str(log), "all", env_extra={"KILL_AT": "0.03"})
     assert killed(first), first.stderr
     assert _done(log) == [.01, .02]
     second = run_script(tmp_path, "sweep", SWEEP_SCRIPT, str(log), "all")
@@ -149,3 +147,190 @@ def test_changed_distribution_kind_does_not_fail_quietly():
     with pytest.warns(IncompleteSweepWarning, match=r"only 2 of 3 trials finished.*diverged badly"):
         run_sweep(objective, {"lr": Categorical([0.1, 0.9, 0.2])}, n_trials=None, sampler="grid",
                   storage="memory", quiet=True)
+
+
+# --- grids: kill and resume, two processes on one cache, a killed worker --------------------------
+GRID_MODULE = """
+    import os, signal, sys, time
+    from helpers.record import History
+
+    def train(x, seed):
+        log = os.environ["GRID_LOG"]
+        with open(log, "a") as f:
+            f.write(f"start {x} {os.getpid()}\\n")
+        if os.environ.get("KILL_AT") == str(x):
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(float(os.environ.get("SLEEP", "0")))
+        h = History()
+        h.append_epoch(epoch=0, train_loss=float(x))
+        with open(log, "a") as f:
+            f.write(f"done {x}\\n")
+        return h
+"""
+# train lives in a module of its own: worker processes (n_jobs=2) import it by name.
+GRID_SCRIPT = """
+    import os, sys
+    from helpers.experiments import run_grid
+    from gridtrain import train
+
+    if __name__ == "__main__":
+        os.environ["GRID_LOG"] = sys.argv[1]
+        frame = run_grid(train, {"x": list(range(6))}, quiet=True, n_jobs=int(sys.argv[2]))
+        print(int(frame["cached"].sum()), list(frame["final_train_loss"]))
+"""
+
+
+def test_grid_killed_mid_run_resumes_without_repeating_or_skipping(tmp_path):
+    """Issue 12: a SIGKILL during run 3 of 6; the next call trains runs 3..5 once each and reuses 0..2."""
+    log = tmp_path / "log.txt"
+    first = run_script(tmp_path, "grid", GRID_SCRIPT, str(log), "1", env_extra={"KILL_AT": "3"})
+    assert killed(first), first.stderr
+    second = run_script(tmp_path, "grid", GRID_SCRIPT, str(log), "1")
+    assert second.returncode == 0, second.stderr
+    assert [float(x) for x in _done_lines(log)] == [0, 1, 2, 3, 4, 5]
+    assert second.stdout.split()[0] == "3", "the three runs finished before the kill are reused"
+
+
+def _done_lines(log: Path) -> list[str]:
+    return [line.split()[1] for line in log.read_text().splitlines() if line.startswith("done")]
+
+
+def test_two_processes_on_one_cache_train_each_run_once(tmp_path):
+    """Issue 12.8: two processes running the same grid trained every run twice; a per-run lock prevents it."""
+    log = tmp_path / "log.txt"
+    script = tmp_path / "grid.py"
+    script.write_text(textwrap.dedent(GRID_SCRIPT))
+    (tmp_path / "gridtrain.py").write_text(textwrap.dedent(GRID_MODULE))
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}", "SLEEP": "0.4", "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(log), "1"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert sorted(_done_lines(log)) == [str(x) for x in range(6)], "each run trained exactly once"
+    for out, _ in outs:  # both got the whole grid
+        assert out.split("[", 1)[1].startswith("0.0, 1.0, 2.0, 3.0, 4.0, 5.0")
+
+
+def test_stale_lock_of_a_killed_process_does_not_block(tmp_path):
+    """Issue 12.8: the lock of a run whose process was killed must not block the next process."""
+    log = tmp_path / "log.txt"
+    first = run_script(tmp_path, "grid", GRID_SCRIPT, str(log), "1", env_extra={"KILL_AT": "0"})
+    assert killed(first)
+    second = run_script(tmp_path, "grid", GRID_SCRIPT, str(log), "1", timeout=60)
+    assert second.returncode == 0, second.stderr
+    assert sorted(_done_lines(log)) == [str(x) for x in range(6)]
+
+
+def test_killed_worker_is_named_by_its_grid_point(tmp_path):
+    """Issue 12 (unclear failures): with n_jobs=2 a killed worker gave a bare TerminatedWorkerError."""
+    log = tmp_path / "log.txt"
+    proc = run_script(tmp_path, "grid", GRID_SCRIPT, str(log), "2", env_extra={"KILL_AT": "2"})
+    assert proc.returncode == 1
+    assert "A worker process died" in proc.stderr and "x=2" in proc.stderr, proc.stderr[-3000:]
+    assert "x=0, seed" not in proc.stderr.split("A worker process died")[-1].split("\n")[0]
+
+
+def test_interrupted_parallel_grid_counts_the_runs_on_disk(tmp_path):
+    """Issue 12 (unclear failures): with n_jobs=2 Ctrl-C reported fewer cached runs than there were."""
+    log = tmp_path / "log.txt"
+    script = tmp_path / "grid.py"
+    script.write_text(textwrap.dedent(GRID_SCRIPT))
+    (tmp_path / "gridtrain.py").write_text(textwrap.dedent(GRID_MODULE))
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}", "SLEEP": "0.7", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), str(log), "2"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    import time
+    deadline = time.time() + 90
+    while time.time() < deadline and (not log.exists() or len(_done_lines(log)) < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    records = list((Path(os.environ["KIT_CACHE"]) / "runs" / "train").glob("*.json"))
+    line = next(line for line in err.splitlines() if line.startswith("Interrupted"))
+    assert line.startswith(f"Interrupted: {len(records)} of 6 runs are cached"), (line, len(records))
+
+
+# --- 3. a returned metric never overwrites a grid value -------------------------------------------
+def test_metric_named_like_a_grid_setting_is_an_error_naming_the_column():
+    """Issue 12.3: a train_fn returning {"lr": 123.0} made every row read lr=123.0."""
+    from helpers.experiments import GridRunError, run_grid
+
+    def train(lr, seed):
+        return {"lr": 123.0, "score": lr}
+
+    with pytest.raises(GridRunError, match=r"\['lr'\].*overwrite"):
+        run_grid(train, {"lr": [0.1, 0.2]}, quiet=True)
+    frame = run_grid(train, {"lr": [0.1, 0.2]}, quiet=True, errors="record")
+    assert list(frame["lr"]) == [0.1, 0.2] and frame["error"].str.contains("'lr'").all()
+
+
+@pytest.mark.parametrize("name", ["epochs", "seed", "diverged", "time_s", "cached", "final_val_acc"])
+def test_metric_named_like_a_summary_field_is_an_error(name):
+    """Issue 12.3: summary fields (epochs, seed, diverged, time_s, cached, final_*) collided the same way."""
+    from helpers.experiments import run_grid
+
+    frame = run_grid(lambda lr, seed: {name: -1.0}, {"lr": [0.1]}, quiet=True, errors="record", name=f"m-{name}")
+    assert name in frame["error"].iloc[0]
+
+
+def test_grid_setting_named_like_a_summary_field_keeps_its_value():
+    """Issue 12.3: a grid over "epochs" lost its values to the summary's epoch count."""
+    from helpers.experiments import run_grid
+    from helpers.record import History
+
+    def train(epochs, seed):
+        h = History()
+        h.append_epoch(epoch=0, train_loss=1.0)  # stopped early after one epoch
+        return h
+
+    frame = run_grid(train, {"epochs": [5, 10]}, quiet=True)
+    assert list(frame["epochs"]) == [5, 10] and list(frame["run_epochs"]) == [1, 1]
+
+
+# --- wrong-shaped and corrupt cache records ----------------------------------------------------------
+@pytest.mark.parametrize("damage", ["null", "[]", "{}", "no-history", "history-list", "metrics-null", "garbage"])
+def test_damaged_cache_record_is_named_and_retrained(damage):
+    """Issue 12 (unclear failures): valid JSON of the wrong shape raised AttributeError or gave NaN metrics."""
+    from helpers.experiments import run_grid
+    from helpers.record import History
+
+    calls = []
+
+    def train(lr, seed):
+        calls.append(lr)
+        h = History()
+        h.append_epoch(epoch=0, train_loss=lr, val_loss=lr)
+        return h
+
+    run_grid(train, {"lr": [0.5]}, quiet=True)
+    (path,) = (Path(os.environ["KIT_CACHE"]) / "runs" / "train").glob("*.json")
+    record = json.loads(path.read_text())
+    damaged = {"null": "null", "[]": "[]", "{}": "{}", "garbage": '{"key": ',
+               "no-history": json.dumps({k: v for k, v in record.items() if k != "history"}),
+               "history-list": json.dumps({**record, "history": [1, 2]}),
+               "metrics-null": json.dumps({**record, "metrics": None})}[damage]
+    path.write_text(damaged)
+    with pytest.warns(UserWarning, match=rf"{path.name}.*damaged.*lr=0.5"):
+        frame = run_grid(train, {"lr": [0.5]}, quiet=True)
+    assert calls == [0.5, 0.5] and frame["final_train_loss"].iloc[0] == 0.5 and not frame["cached"].iloc[0]
+    assert json.loads(path.read_text())["history"] is not None, "the retrained run replaced the damaged record"
+
+
+# --- an unusable KIT_CACHE names KIT_CACHE -------------------------------------------------------------
+def test_kit_cache_that_is_a_file_or_unwritable_names_kit_cache(tmp_path, monkeypatch):
+    from helpers.config import cache_dir
+
+    a_file = tmp_path / "cache.txt"
+    a_file.write_text("not a folder")
+    monkeypatch.setenv("KIT_CACHE", str(a_file))
+    with pytest.raises(OSError, match=r"cache\.txt is a file.*KIT_CACHE"):
+        cache_dir()
+    monkeypatch.setenv("KIT_CACHE", str(a_file / "sub"))
+    with pytest.raises(OSError, match="KIT_CACHE"):
+        cache_dir()
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        monkeypatch.setenv("KIT_CACHE", str(locked))
+        with pytest.raises(OSError, match=r"not writable.*KIT_CACHE"):
+            cache_dir()

@@ -5,6 +5,8 @@ The device lives in ``helpers.device``.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import random
 from pathlib import Path
@@ -81,3 +83,21 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def number_setting(name: str, value, *, integer: bool = False, minimum: float | None = None,
+                   above: float | None = None) -> int | float:
+    """A finite number (numpy scalars welcome, bools and strings not) as a Python int/float, or a ValueError naming ``name``."""
+    kind = numbers.Integral if integer else numbers.Real
+    what = "an integer" if integer else "a finite number"
+    # bool is an int to Python, but lr=True is a slip, not a learning rate of 1.
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, kind):
+        raise ValueError(f"{name} must be {what}; got {value!r} ({type(value).__name__}).")
+    value = int(value) if integer else float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be {what}; got {value!r}.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value!r}.")
+    if above is not None and not value > above:
+        raise ValueError(f"{name} must be > {above}; got {value!r}.")
+    return value

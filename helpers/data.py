@@ -30,7 +30,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
 from . import standins, store
-from .config import cache_dir, data_root, data_search_roots, get_profile, offline
+from .config import cache_dir, data_root, data_search_roots, get_profile, number_setting, offline
 
 FASHION_CLASSES: list[str] = list(datasets.FashionMNIST.classes)
 CIFAR10_CLASSES: list[str] = list(standins.CIFAR_LABEL_NAMES)
@@ -61,8 +61,7 @@ class BatchLoader:
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
                  device: str | torch.device | None = None, drop_last: bool = False):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        batch_size = number_setting("batch_size", batch_size, integer=True, minimum=1)
         if len(X) != len(y):
             raise ValueError(f"X and y differ in length ({len(X)} vs {len(y)}); pass matching tensors.")
         # Moved once here, so that no batch pays for a host-to-device copy.

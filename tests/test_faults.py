@@ -334,3 +334,141 @@ def test_kit_cache_that_is_a_file_or_unwritable_names_kit_cache(tmp_path, monkey
         monkeypatch.setenv("KIT_CACHE", str(locked))
         with pytest.raises(OSError, match=r"not writable.*KIT_CACHE"):
             cache_dir()
+
+
+# --- 4. MSE shapes -------------------------------------------------------------------------------
+def test_mse_with_one_output_and_flat_targets_learns_the_line(one_thread):
+    """Issue 12.4: (N, 1) outputs and (N,) targets trained on an N×N broadcast loss and ended at MSE ≈ var(y)."""
+    import torch
+    from torch import nn
+
+    from helpers.data import Split
+    from helpers.training import fit
+
+    torch.manual_seed(0)
+    x = torch.rand(256, 1) * 2 - 1
+    y = 3 * x[:, 0] + 1                       # shape (N,), the natural way to write targets
+    model = nn.Linear(1, 1)
+    history = fit(model, Split(x, y).loader(32, shuffle=True), 60, loss="mse", lr=0.05, optimizer="adam",
+                  val_loader=Split(x, y).loader(256), quiet=True)
+    assert history.final("val_loss") < 1e-3, history.final("val_loss")  # var(y) is 3
+    assert model.weight.item() == pytest.approx(3, abs=0.05) and model.bias.item() == pytest.approx(1, abs=0.05)
+
+
+def test_mse_with_mismatched_output_and_target_sizes_is_a_clear_error():
+    import torch
+    from torch import nn
+
+    from helpers.data import Split
+    from helpers.training import fit
+
+    x, y = torch.rand(16, 1), torch.rand(16)
+    with pytest.raises(ValueError, match=r"outputs have shape \(8, 2\) but the targets \(8,\)"):
+        fit(nn.Linear(1, 2), Split(x, y).loader(8), 1, loss="mse", quiet=True)
+
+
+# --- 6. settings: lr, numpy scalars, scheduler and weight decay --------------------------------------
+def _tiny():
+    import torch
+    from torch import nn
+
+    from helpers.data import Split
+
+    return nn.Linear(2, 2), Split(torch.rand(8, 2), torch.tensor([0, 1] * 4)).loader(4)
+
+
+@pytest.mark.parametrize("lr", [math.inf, math.nan, True, "0.1", 0, -1e-3])
+def test_learning_rate_that_is_not_a_positive_finite_number_is_refused(lr):
+    """Issue 12.6: lr=inf and lr=True were accepted."""
+    from helpers.training import fit
+
+    model, loader = _tiny()
+    with pytest.raises(ValueError, match="lr"):
+        fit(model, loader, 1, lr=lr, quiet=True)
+
+
+def test_numpy_scalars_are_accepted_as_numbers():
+    """Issue 12 (unclear failures): np.float32(0.01) and np.int64(2) were refused with "must be a number"."""
+    import numpy as np
+
+    from helpers.training import fit
+
+    model, loader = _tiny()
+    history = fit(model, loader, np.int64(2), lr=np.float32(0.01), weight_decay=np.float64(0.0),
+                  clip_grad=np.float32(1.0), quiet=True)
+    assert len(history) == 2 and history.config["lr"] == pytest.approx(0.01)
+    import torch
+    from helpers.data import BatchLoader
+    assert len(BatchLoader(torch.zeros(6, 1), torch.zeros(6), np.int64(4))) == 2
+
+
+def test_bad_scheduler_kwargs_and_weight_decay_name_the_setting():
+    """Issue 12 (unclear failures): a misspelled scheduler_kwargs key or weight_decay="0.1" gave a raw TypeError."""
+    from helpers.training import fit
+
+    model, loader = _tiny()
+    with pytest.raises(ValueError, match=r"scheduler_kwargs=\{'gama': 0.5\}.*'step'.*gamma"):
+        fit(model, loader, 1, scheduler="step", scheduler_kwargs={"gama": 0.5}, quiet=True)
+    with pytest.raises(ValueError, match=r"weight_decay must be a finite number; got '0.1'"):
+        fit(model, loader, 1, weight_decay="0.1", quiet=True)
+
+
+# --- 7. a checkpoint save that dies midway ------------------------------------------------------------
+CHECKPOINT_SCRIPT = """
+    import os, signal, sys
+    import torch
+    from torch import nn
+    from helpers.callbacks import Checkpoint, load_checkpoint
+    from helpers.data import Split
+    from helpers.training import fit
+
+    path = sys.argv[1]
+    torch.manual_seed(0)
+    data = Split(torch.rand(32, 4), torch.randint(0, 2, (32,)))
+    model = nn.Linear(4, 2)
+    fit(model, data.loader(8), 1, callbacks=[Checkpoint(path, monitor="train_loss", save_best_only=False)],
+        quiet=True)
+    print("saved", flush=True)
+
+    real_save = torch.save
+    def dying_save(obj, f, *args, **kwargs):   # writes the first bytes, then the process is killed
+        import io
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        f.write(buffer.getvalue()[:100])
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    torch.save = dying_save
+    fit(model, data.loader(8), 1, callbacks=[Checkpoint(path, monitor="train_loss", save_best_only=False)],
+        quiet=True)
+"""
+
+
+def test_checkpoint_killed_during_save_keeps_the_last_good_one(tmp_path):
+    """Issue 12.7: a kill during torch.save left an unreadable file where the last good checkpoint was."""
+    path = tmp_path / "ckpt.pt"
+    proc = run_script(tmp_path, "ckpt", CHECKPOINT_SCRIPT, str(path))
+    assert killed(proc) and "saved" in proc.stdout, proc.stderr
+    from torch import nn
+
+    from helpers.callbacks import load_checkpoint
+
+    state = load_checkpoint(nn.Linear(4, 2), path)
+    assert state["epoch"] == 0 and set(state) >= {"model", "optimizer", "monitor", "value"}
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, I am text\n", "no-model"])
+def test_file_that_is_not_a_checkpoint_says_so(tmp_path, content):
+    """Issue 12 (unclear failures): an empty, text, or model-less file gave EOFError/KeyError."""
+    import torch
+    from torch import nn
+
+    from helpers.callbacks import CheckpointError, load_checkpoint
+
+    path = tmp_path / "x.pt"
+    if content == "no-model":
+        torch.save({"state_dict": nn.Linear(2, 2).state_dict()}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"x\.pt is not a kit checkpoint"):
+        load_checkpoint(nn.Linear(2, 2), path)

@@ -472,3 +472,151 @@ def test_file_that_is_not_a_checkpoint_says_so(tmp_path, content):
         path.write_bytes(content)
     with pytest.raises(CheckpointError, match=r"x\.pt is not a kit checkpoint"):
         load_checkpoint(nn.Linear(2, 2), path)
+
+
+# --- 5. damaged data: labels out of range, a header-only CSV --------------------------------------
+def _unpacked_fashion(root: Path) -> Path:
+    """FashionMNIST stand-ins unpacked (no .gz) in a data folder, as a user who gunzipped them would have."""
+    import gzip
+    import shutil
+
+    from helpers import standins
+
+    gz = standins.write_fashion_mnist(root / "gz", n_train=60, n_test=20)
+    raw = root / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in standins.FASHION_FILES.values():
+        with gzip.open(gz / name) as src, open(raw / name[:-3], "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return raw
+
+
+def test_fashion_label_out_of_range_is_a_corrupt_file_named(tmp_path):
+    """Issue 12.5: a label byte set to 200 loaded, and train.y.max() was 200."""
+    from helpers.data import DataCorruptError, load_fashion_mnist
+
+    raw = _unpacked_fashion(tmp_path)
+    assert len(load_fashion_mnist(raw.parent.parent, val_size=10).train) == 50  # intact files load
+    labels = raw / "train-labels-idx1-ubyte"
+    data = bytearray(labels.read_bytes())
+    data[8 + 5] = 200  # IDX header is 8 bytes; the sixth label
+    labels.write_bytes(bytes(data))
+    with pytest.raises(DataCorruptError, match=r"train-labels-idx1-ubyte has labels outside 0\.\.9 \(e\.g\. 200"):
+        load_fashion_mnist(raw.parent.parent, val_size=10)
+
+
+def test_header_only_validation_csv_is_a_corrupt_file_named(tmp_path):
+    """Issue 12.5: a header-only validation.csv failed later, inside fit."""
+    from helpers import standins
+    from helpers.data import DataCorruptError, load_europe
+
+    folder = standins.write_europe(tmp_path, n_train=100, n_val=50, n_test=50)
+    (folder / "validation.csv").write_text(",long,lat,country\n")
+    with pytest.raises(DataCorruptError, match=r"validation\.csv has a header but no rows"):
+        load_europe(tmp_path)
+
+
+# --- 9. a stand-in marker in a data folder cannot vouch for a pickle ----------------------------------
+class _Payload:
+    """Unpickling this creates a file: harmless, and proof that the pickle was executed."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def _hostile_cifar(root: Path, evidence: Path) -> Path:
+    """A cifar-10-batches-py folder of crafted pickles plus a KIT_STANDIN.json vouching for their md5s."""
+    import pickle
+
+    from helpers import standins
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in standins.CIFAR_FILES:
+        (folder / name).write_bytes(pickle.dumps(_Payload(str(evidence))))
+    marker = {"generator": "helpers.standins", "dataset": "CIFAR-10", "seed": 0,
+              "md5": {name: standins.md5sum(folder / name) for name in standins.CIFAR_FILES}}
+    (folder / standins.MARKER).write_text(json.dumps(marker))
+    return folder
+
+
+def test_marker_in_a_data_folder_cannot_make_the_kit_unpickle_a_file(tmp_path, monkeypatch):
+    """Issue 12.9: a KIT_STANDIN.json inside cifar-10-batches-py supplied its own md5 list; a crafted file ran."""
+    from helpers.data import DataCorruptError, load_cifar10
+
+    evidence = tmp_path / "PWNED"
+    _hostile_cifar(tmp_path / "data", evidence)
+    monkeypatch.setenv("KIT_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("KIT_PROFILE", "quick")
+    with pytest.raises(DataCorruptError, match="torchvision's checksum list"):
+        load_cifar10()
+    with pytest.raises(DataCorruptError):
+        load_cifar10(tmp_path / "data")
+    assert not evidence.exists(), "a pickle from the data folder was executed"
+
+
+def test_marker_cannot_vouch_for_a_crafted_archive(tmp_path, monkeypatch):
+    """Issue 12.9: the archive path (cifar-10-python.tar.gz) must not trust a marker beside it either."""
+    import tarfile
+
+    from helpers import standins
+    from helpers.data import DataCorruptError, load_cifar10
+
+    evidence = tmp_path / "PWNED"
+    folder = _hostile_cifar(tmp_path / "build", evidence)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    archive = data_dir / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    (data_dir / standins.MARKER).write_text(json.dumps({"md5": {archive.name: standins.md5sum(archive)}}))
+    with pytest.raises(DataCorruptError, match="cifar-10-python.tar.gz"):
+        load_cifar10(data_dir)
+    assert not evidence.exists()
+
+
+def test_kit_standins_in_the_cache_still_load():
+    """The kit's own stand-ins (smoke profile, benchmarks) live in its cache and keep working."""
+    from helpers import standins
+    from helpers.config import cache_dir
+    from helpers.data import load_cifar10
+
+    root = cache_dir() / "bench-data"
+    standins.write_cifar10(root, n_per_batch=10, n_test=20)
+    assert len(load_cifar10(root, val_size=10).train) == 40
+
+
+# --- smoke stand-ins and incomplete FashionMNIST -----------------------------------------------------
+def test_corrupt_smoke_standin_is_regenerated(monkeypatch):
+    """Issue 12 (unclear failures): after deleting a corrupt stand-in file as advised, 'FashionMNIST not found'."""
+    from helpers.config import cache_dir
+    from helpers.data import load_fashion_mnist
+
+    monkeypatch.setenv("KIT_PROFILE", "smoke")
+    first = load_fashion_mnist()
+    raw = cache_dir() / "smoke-data" / "FashionMNIST" / "raw"
+    (raw / "train-labels-idx1-ubyte.gz").write_bytes(b"damaged")
+    assert len(load_fashion_mnist().train) == len(first.train)   # damaged: written afresh
+    (raw / "train-labels-idx1-ubyte.gz").unlink()                # deleted, as the error advises
+    again = load_fashion_mnist()
+    assert len(again.train) == len(first.train) and (again.train.y == first.train.y).all()
+
+
+def test_fashion_with_one_file_missing_names_it_and_never_downloads_into_it(tmp_path, monkeypatch):
+    """Issue 12 (unclear failures): all four files were listed, and an online attempt unpacked into the folder."""
+    from torchvision import datasets
+
+    from helpers.data import DataNotFoundError, load_fashion_mnist
+
+    raw = _unpacked_fashion(tmp_path)
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    monkeypatch.setenv("KIT_OFFLINE", "0")
+    monkeypatch.setenv("KIT_DATA", str(raw.parent.parent))
+    monkeypatch.setattr(datasets.FashionMNIST, "download", lambda self: pytest.fail("tried to download"))
+    before = sorted(p.name for p in raw.iterdir())
+    with pytest.raises(DataNotFoundError, match=r"missing t10k-labels-idx1-ubyte\.gz \(the other files are there\)"):
+        load_fashion_mnist()
+    assert sorted(p.name for p in raw.iterdir()) == before

@@ -620,3 +620,50 @@ def test_fashion_with_one_file_missing_names_it_and_never_downloads_into_it(tmp_
     with pytest.raises(DataNotFoundError, match=r"missing t10k-labels-idx1-ubyte\.gz \(the other files are there\)"):
         load_fashion_mnist()
     assert sorted(p.name for p in raw.iterdir()) == before
+
+
+# --- 10. the ImageNet weights file under TORCH_HOME ----------------------------------------------------
+def test_hostile_imagenet_weights_file_is_never_unpickled(tmp_path, monkeypatch):
+    """Issue 12.10: the weights file was loaded with weights_only=False and its hash checked only on download."""
+    import pickle
+
+    import torch
+
+    from helpers import models
+
+    evidence = tmp_path / "PWNED"
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    path = models.imagenet_weights_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps({"conv1.weight": _Payload(str(evidence))}))
+    with pytest.raises(models.PretrainedUnavailable, match="sha256 starts with"):
+        models.resnet18("finetune", num_outputs=1)
+    assert not evidence.exists()
+
+
+def test_imagenet_weights_with_the_right_hash_are_still_read_weights_only(tmp_path, monkeypatch):
+    """Even a file whose hash matches its name is read with weights_only=True: a crafted pickle is refused."""
+    import hashlib
+    import pickle
+
+    import torch
+
+    from helpers import models
+
+    evidence = tmp_path / "PWNED"
+    payload = pickle.dumps({"conv1.weight": _Payload(str(evidence))})
+    crafted = tmp_path / f"resnet18-{hashlib.sha256(payload).hexdigest()[:8]}.pth"
+    crafted.write_bytes(payload)
+    monkeypatch.setattr(models, "imagenet_weights_path", lambda: crafted)
+    with pytest.raises(models.PretrainedUnavailable):
+        models.resnet18("finetune", num_outputs=1)
+    assert not evidence.exists()
+    # A genuine state dict under a name carrying its own hash prefix loads.
+    from torchvision.models import resnet18 as tv_resnet18
+
+    genuine = tmp_path / "genuine.pth"
+    torch.save(tv_resnet18(weights=None).state_dict(), genuine)
+    named = tmp_path / f"resnet18-{hashlib.sha256(genuine.read_bytes()).hexdigest()[:8]}.pth"
+    genuine.rename(named)
+    monkeypatch.setattr(models, "imagenet_weights_path", lambda: named)
+    assert models.resnet18("finetune", num_outputs=1).head.out_features == 1

@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import runlog, store
-from .config import cache_dir, get_profile
+from .config import cache_dir, get_profile, number_setting
 from .record import History, json_safe, summarize
 
 if TYPE_CHECKING:
@@ -222,8 +222,7 @@ def _train(train_fn: Callable, run: _Run, fixed: dict, keep_models: bool) -> dic
 # --- Many runs ---------------------------------------------------------------------------------
 def _check_grid(grid: dict, fixed: dict, repeats: int) -> None:
     """Clear errors for the usual slips: a bare value instead of a list, clashing names."""
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}.")
+    number_setting("repeats", repeats, integer=True, minimum=1)
     for key, values in grid.items():
         if not isinstance(values, (list, tuple, range, np.ndarray)) or len(values) == 0:
             raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}; "
@@ -358,6 +357,7 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
         raise ValueError(f"errors must be 'raise' or 'record'; got {errors!r}.")
     fixed = dict(fixed or {})
     _check_grid(grid, fixed, repeats)
+    repeats = int(repeats)
     runs = _plan(train_fn, grid, fixed, repeats, get_profile(profile), name)
     records: list[tuple[dict, bool] | None] = [None] * len(runs)
     counts = {"cached": 0, "trained": 0, "errors": 0}

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config
+from . import config, store
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -272,7 +272,7 @@ def _imagenet_state_dict() -> dict[str, torch.Tensor]:
         if not digest.startswith(prefix):
             raise ValueError(f"its sha256 starts with {digest[:len(prefix)]}, not {prefix} as its name promises "
                              "(a damaged or different file; delete it)")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return store.load_torch(path)  # weights_only=True
     except Exception as err:  # no network, proxy, corrupt file: to the caller all mean "no weights here"
         raise PretrainedUnavailable(f"ResNet18 ImageNet weights could not be loaded ({type(err).__name__}: "
                                     f"{err}); expected at {path}. {fix}") from err

@@ -23,7 +23,7 @@ import optuna
 import pandas as pd
 
 from . import runlog, store
-from .config import cache_dir, get_profile
+from .config import cache_dir, get_profile, number_setting
 from .record import History, summarize, trial_history
 
 __all__ = ["Categorical", "IntRange", "LogUniform", "Uniform", "Space", "run_sweep", "sweep_frame", "trial_history",
@@ -356,6 +356,9 @@ def run_sweep(objective: Callable[[dict, int], History], space: Space, *, n_tria
         if sampler != "grid":
             raise ValueError("n_trials=None is only allowed with sampler='grid' (it means the whole grid).")
         n_trials = grid_size(space)
+    n_trials = number_setting("n_trials", n_trials, integer=True, minimum=1)
+    if sampler == "grid":
+        n_trials = min(n_trials, grid_size(space))  # a grid has no more points to visit
     where = "memory" if storage == "memory" else str(storage or default_storage(study_name, profile))
     study = optuna.create_study(storage=_storage(storage, study_name, profile), study_name=study_name,
                                 direction=direction, load_if_exists=True)

@@ -7,6 +7,7 @@ PY       := $(VENV)/bin/python
 KIT_PROFILE ?= quick
 NB       ?= $(sort $(wildcard notebooks/[0-9]*.ipynb))
 OUT      ?= build/pdf
+SMOKE_PDF ?= build/smoke-pdf
 VIA      ?= webpdf
 NB_TIMEOUT ?= 300
 
@@ -25,7 +26,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make pdf    execute every notebook (KIT_PROFILE=$(KIT_PROFILE)) and export build/pdf/*.pdf"
 	@echo "make test   unit tests + notebook smoke tests (KIT_PROFILE=smoke)"
-	@echo "make lab    JupyterLab on the notebooks"
+	@echo "make lab    JupyterLab on the notebooks (make lab KIT_PROFILE=smoke for the fast profile)"
 	@echo "make bench  run the benchmarks, results in benchmarks/RESULTS.md"
 	@echo "make clean  remove build/, caches (keeps .venv and data/)"
 
@@ -49,13 +50,20 @@ test: unit smoke
 unit: $(STAMP) pdf-tools
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
-# Smoke runs use a fresh cache so every notebook really executes its experiments.
-smoke: $(STAMP)
-	tmp=$$(mktemp -d) && KIT_PROFILE=smoke KIT_CACHE=$$tmp $(PY) -m pytest --nbmake --nbmake-timeout=$(NB_TIMEOUT) -q -p no:cacheprovider $(NB); \
+# Smoke runs use a fresh cache so every notebook really executes its experiments. The PDF step
+# then prints them from that cache with --strict (anything wider than the page fails) and checks
+# the PDFs: figures no wider than the text, every code word and table cell found by pdftotext.
+smoke: $(STAMP) pdf-tools
+	tmp=$$(mktemp -d) && export KIT_PROFILE=smoke KIT_CACHE=$$tmp && \
+	$(PY) -m pytest --nbmake --nbmake-timeout=$(NB_TIMEOUT) -q -p no:cacheprovider $(NB) && \
+	$(PY) -m helpers.export $(NB) --profile smoke --strict --out $(SMOKE_PDF) && \
+	KIT_SMOKE_PDF=$(SMOKE_PDF) $(PY) -m pytest -q -p no:cacheprovider tests/test_sheet_pdfs.py; \
 	status=$$?; rm -rf $$tmp; exit $$status
 
+# KIT_PROFILE (and every KIT_* setting) is read when the server starts: restart it to change them.
+# Jupyter refuses to run as root without --allow-root (containers, course VMs).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	KIT_PROFILE=$(KIT_PROFILE) $(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done

@@ -26,27 +26,35 @@ Routes
 HTML outputs (pandas tables) print as their plain-text form, widgets and JavaScript outputs are
 lost, SVG figures need ``inkscape``, and LaTeX errors in markdown math stop the export.
 
-Either way, outputs are tidied first (``helpers.export.tidy``): progress bars print as their
-final state and outputs over ~60 lines / 10,000 characters are trimmed with a note.
+Either way, outputs are tidied first (``helpers.export.tidy``): progress bars and stderr are
+dropped, local paths hidden, outputs over ~60 lines / 10,000 characters trimmed with a note, and a
+title block (sheet, profile, date, device, kit version) opens the sheet.
+
+Preflight: the webpdf route measures every code block, output and equation against the printed
+text width after fitting them (``helpers.export.fit``); what is still wider is listed after the
+summary.  ``--strict`` (used by ``make test``) makes any such finding an error (exit code 1).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
-from pypdf import PdfReader, PdfWriter
+from pypdf import PdfReader
 
 from ..config import get_profile
 from .browser import KitWebPDFExporter
 from .execute import DEFAULT_TIMEOUT, NotebookFailed, execute_notebook
-from .tidy import tidy_notebook
+from .fit import Finding
+from .merge import Sheet, merge_pdfs, merge_sheets
+from .tidy import sheet_title, tidy_notebook, with_title_block
 
 MERGED_NAME = "all-sheets.pdf"
 ROUTES = ("webpdf", "latex")
@@ -62,6 +70,7 @@ class ExportResult:
     pages: int = 0
     seconds: float = 0.0
     error: str | None = None
+    findings: list[Finding] = field(default_factory=list)   # preflight: what did not fit the page
 
     @property
     def ok(self) -> bool:
@@ -85,7 +94,7 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
         else:
             nb = nbformat.read(path, as_version=4)
         result.pdf = out_dir / f"{path.stem}.pdf"
-        result.pdf.write_bytes(_to_pdf(nb, path, via))
+        result.pdf.write_bytes(_to_pdf(nb, path, via, profile, findings=result.findings))
         result.pages = len(PdfReader(result.pdf).pages)
     except Exception as error:  # one notebook's failure must not stop the others
         result.pdf = None
@@ -113,27 +122,19 @@ def export_notebooks(paths: Iterable[Path], out_dir: Path, *, profile: str | Non
         if result.error:
             print(f"FAILED {result.error}", file=sys.stderr)
         results.append(result)
-    pdfs = [r.pdf for r in results if r.ok]
     if len(paths) > 1 if merge is None else merge:
         target = Path(out_dir) / MERGED_NAME
-        if pdfs:
+        if via == "webpdf":
+            sheets = [Sheet(sheet_title(r.notebook), r.pdf if r.ok else None, r.error, len(r.findings))
+                      for r in results]
+            subtitle = f"Run profile {get_profile(profile)}, exported {datetime.date.today().isoformat()}"
+            log(f"merged {len(sheets)} sheet(s) into "
+                f"{merge_sheets(sheets, target, KitWebPDFExporter().print_html, subtitle)}")
+        elif pdfs := [r.pdf for r in results if r.ok]:
             log(f"merged {len(pdfs)} PDF(s) into {merge_pdfs(pdfs, target)}")
         else:
             target.unlink(missing_ok=True)
     return results
-
-
-def merge_pdfs(pdfs: Sequence[Path], target: Path) -> Path:
-    """Concatenate ``pdfs`` in order into ``target`` and return its path."""
-    writer = PdfWriter()
-    for pdf in pdfs:
-        writer.append(str(pdf))
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as handle:
-        writer.write(handle)
-    writer.close()
-    return target
 
 
 def summary_table(results: Sequence[ExportResult]) -> str:
@@ -146,6 +147,10 @@ def summary_table(results: Sequence[ExportResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
+    findings = [str(f) for r in results for f in r.findings]
+    if findings:
+        lines += ["", f"Preflight: {len(findings)} thing(s) wider than the printed text:"]
+        lines += [f"  {finding}" for finding in findings]
     return "\n".join(lines)
 
 
@@ -181,7 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"\n{len(failed)} of {len(results)} notebook(s) failed.", file=sys.stderr)
-    return 1 if failed else 0
+    unfit = [r for r in results if r.findings]
+    if args.strict and unfit:
+        print(f"\n--strict: {len(unfit)} notebook(s) have content wider than the page (listed above); "
+              "shorten the line, narrow or transpose the table, or split the equation.", file=sys.stderr)
+    return 1 if failed or (args.strict and unfit) else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -196,15 +205,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="seconds allowed per cell (default 1800)")
     parser.add_argument("--merge", action=argparse.BooleanOptionalAction, default=None,
                         help=f"write {MERGED_NAME} (default: when more than one notebook is exported)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit code 1) when anything is wider than the printed page (preflight)")
     return parser
 
 
-def _to_pdf(nb: NotebookNode, path: Path, via: str) -> bytes:
-    """PDF bytes of an executed notebook by the chosen route."""
+def _to_pdf(nb: NotebookNode, path: Path, via: str, profile: str | None = None,
+            findings: list[Finding] | None = None) -> bytes:
+    """PDF bytes of an executed notebook by the chosen route; the preflight's findings go into ``findings``."""
     resources = {"metadata": {"name": path.stem, "path": str(path.parent.resolve())}}
+    nb = with_title_block(nb, path, get_profile(profile))
     if via == "latex":
         return _latex_pdf(nb, resources)
-    pdf, _ = KitWebPDFExporter().from_notebook_node(nb, resources=resources)
+    pdf, resources = KitWebPDFExporter().from_notebook_node(nb, resources=resources)
+    if findings is not None:
+        findings.extend(resources.get("kit_findings", []))
     return pdf
 
 

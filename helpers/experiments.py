@@ -6,6 +6,12 @@ with ``keep_models=True``, its trained weights to ``<key>.pt``), where ``key`` i
 seed and the run profile. Re-running a notebook therefore takes seconds, and an interrupted grid
 resumes where it stopped. The key does *not* see the function's body: after changing what
 ``train_fn`` does, pass ``force=True`` (or a new ``name``) to retrain.
+
+Each run is trained under a lock (``<key>.lock`` beside its record, ``store.file_lock``): a second
+process running the same grid on the same cache waits for that run and reads its record instead of
+training it twice. The operating system drops the lock when its holder dies, so a killed run never
+blocks the next attempt. A record that cannot be this run's (damaged, wrong shape) is named in a
+warning and trained again.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from .training import EPOCH_FIELDS, History
+from .record import EPOCH_FIELDS, History, trial_history
 
 if TYPE_CHECKING:
     import optuna
@@ -481,7 +481,6 @@ def plot_lines(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: 
 def _trial_scores(study, metric: str) -> list[tuple[Any, float]]:
     """(trial, score) of completed trials: the trial's value if ``metric`` is what the sweep optimised,
     else that metric's final value (inf for diverged runs)."""
-    from .sweeps import trial_history
     import optuna
 
     scored = []
@@ -508,8 +507,6 @@ def _score_colors(fig, ax, scores: list[float], label: str):
 
 def plot_trial_curves(study: "optuna.Study", metric: str = "val_loss", logy: bool = False) -> Figure:
     """Every trial's per-epoch ``metric``, coloured by its score; the best trial drawn thick."""
-    from .sweeps import trial_history
-
     scored = [(t, s) for t, s in _trial_scores(study, metric) if "history" in t.user_attrs]
     fig, axes = _figure(panel=(6.0, 4.0))
     ax = axes[0, 0]

@@ -12,6 +12,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("smoke", "quick", "full")
 DEFAULT_PROFILE = "quick"
+_SEEDS: list[int] = []
 
 
 def get_profile(profile: str | None = None) -> str:
@@ -59,6 +60,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     import numpy as np
     import torch  # here, not at the top: importing config must stay cheap
 
+    if seed not in _SEEDS:   # the run record lists the seeds a sheet set
+        _SEEDS.append(int(seed))
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -69,3 +72,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def seeds_used() -> list[int]:
+    """The seeds ``seed_everything`` has set in this process, in order, each once."""
+    return list(_SEEDS)

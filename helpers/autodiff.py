@@ -277,15 +277,23 @@ def _rng(seed: int | None):
 
 
 class NormalInitializer(Initializer):
-    """Weights drawn from N(mean, std^2), biases zero."""
+    """Weights drawn from N(mean, std^2); biases zero (as in the course) or, with bias_std, N(0, bias_std^2)."""
 
-    def __init__(self, mean: float = 0.0, std: float = 0.1, seed: int | None = None) -> None:
-        self.mean, self.std, self.rng = mean, std, _rng(seed)
+    def __init__(self, mean: float = 0.0, std: float = 0.1, seed: int | None = None, bias_std: float = 0.0) -> None:
+        if std < 0 or bias_std < 0:
+            raise ValueError(f"std and bias_std must be >= 0, got std={std}, bias_std={bias_std}.")
+        self.mean, self.std, self.bias_std, self.rng = mean, std, bias_std, _rng(seed)
 
     def init_weights(self, n_in: int, n_out: int) -> list[list[Var]]:
         """Return n_in x n_out normally distributed weights."""
         w = self.rng.normal(self.mean, self.std, size=(n_in, n_out))
         return [[Var(float(w[i, j])) for j in range(n_out)] for i in range(n_in)]
+
+    def init_bias(self, n_out: int) -> list[Var]:
+        """Return n_out biases: zeros, or normal with std bias_std (spreads tanh units over the inputs)."""
+        if self.bias_std == 0.0:
+            return super().init_bias(n_out)
+        return [Var(float(b)) for b in self.rng.normal(0.0, self.bias_std, size=n_out)]
 
 
 class ConstantInitializer(Initializer):

@@ -288,6 +288,14 @@ def test_initializers():
         GlorotInitializer("cauchy")
 
 
+def test_normal_initializer_bias_std():
+    assert all(b.v == 0.0 for b in NormalInitializer(seed=0).init_bias(50))  # the course's default
+    biases = np.array([b.v for b in NormalInitializer(seed=0, bias_std=3.0).init_bias(4000)])
+    assert biases.std() == pytest.approx(3.0, rel=0.05) and abs(biases.mean()) < 0.2
+    with pytest.raises(ValueError, match="bias_std"):
+        NormalInitializer(bias_std=-1.0)
+
+
 def test_nparray_round_trip():
     x = np.arange(6.0).reshape(3, 2)
     assert np.array_equal(Var_to_nparray(nparray_to_Var(x)), x)

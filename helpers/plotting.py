@@ -386,11 +386,14 @@ def plot_misclassified(images: np.ndarray | torch.Tensor, true: np.ndarray | tor
 # --- Tables ------------------------------------------------------------------------------------
 def plot_heatmap(mean: pd.DataFrame, std: pd.DataFrame | None = None, title: str | None = None,
                  xlabel: str | None = None, ylabel: str | None = None, fmt: str = ".3f",
-                 cmap: str = "viridis") -> Figure:
-    """An annotated heatmap of a table (e.g. mean ± std over repetitions); non-finite cells grey."""
+                 cmap: str = "viridis", width: float | None = None) -> Figure:
+    """An annotated heatmap of a table (e.g. mean ± std over repetitions); non-finite cells grey.
+
+    ``width`` (inches) overrides the width that grows with the number of columns, e.g. to fit a page.
+    """
     values = mean.to_numpy(dtype=float)
     nrows, ncols = values.shape
-    fig, axes = _figure(panel=(max(4.5, 1.1 * ncols + 2), max(3.0, 0.55 * nrows + 1.5)))
+    fig, axes = _figure(panel=(width or max(4.5, 1.1 * ncols + 2), max(3.0, 0.55 * nrows + 1.5)))
     ax = axes[0, 0]
     colormap = mpl.colormaps[cmap].with_extremes(bad="lightgrey")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=colormap, aspect="auto")
@@ -577,7 +580,7 @@ def plot_parallel_coordinates(study: "optuna.Study", metric: str = "val_loss") -
     score_ticks = score_ticks if finite.any() else []
     columns.append(full)
     axis_ticks.append(score_ticks + ([(1.1, "diverged")] if not finite.all() else []))
-    fig, axes = _figure(panel=(max(6.0, 1.5 * len(columns) + 1.5), 4.2))
+    fig, axes = _figure(panel=(6.5, 4.2))  # the width of an A4 page's text
     ax = axes[0, 0]
     color_of = _score_colors(fig, ax, scores.tolist(), _metric_name(metric))
     data = np.column_stack(columns)

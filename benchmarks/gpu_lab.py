@@ -21,10 +21,11 @@ import torch
 
 from helpers import standins
 from helpers.config import cache_dir, get_profile, seed_everything
-from helpers.data import DataNotFoundError, Split, cifar10_datasets, load_cifar10
+from helpers.data import DataNotFoundError, Split, cifar10_datasets, load_cifar10, make_dataloader
+from helpers.device import accelerator
+from helpers.gpu_lab import NO_GPU, device_name, measure_epochs
 from helpers.models import LargeNet, MediumNet, SmallNet
 from helpers.profiles import settings
-from helpers.profiling import NO_GPU, accelerator, device_name, make_dataloader, measure_epochs
 
 from ._results import write_section
 

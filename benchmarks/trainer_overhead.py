@@ -16,7 +16,7 @@ import time
 import torch
 from torch import nn
 
-from helpers import config
+from helpers.device import get_device
 from helpers.models import MLP
 from helpers.training import fit
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> float:
     if args.repeats < 1 or (args.limit is not None and args.limit < 1):
         parser.error("--repeats and --limit must be >= 1")
 
-    device = config.get_device(args.device)
+    device = get_device(args.device)
     X, y, source = load_tensors(args.limit)
     loader = make_loader(X, y, args.batch_size, device)
     torch.manual_seed(0)

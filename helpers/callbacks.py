@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # only for type hints: training imports this module, not the other way round
+from . import store
+
+if TYPE_CHECKING:  # type hints only: the Trainer calls callbacks; neither module imports the other at run time
     from .training import Trainer
 
 
@@ -18,6 +20,9 @@ class Callback:
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Called once before the first epoch."""
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        """Called at the start of each epoch, before its first step."""
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         """Called after each epoch, once ``trainer.history`` holds that epoch's metrics."""
@@ -101,11 +106,11 @@ class Checkpoint(_Monitor):
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if self.improved(trainer) or not self.save_best_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             value = getattr(trainer.history, self.monitor)[-1]
-            # Plain tensors, numbers and strings only, so torch.load(weights_only=True) can read it back safely.
-            torch.save({"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
-                        "epoch": trainer.epoch, "monitor": self.monitor, "value": float(value)}, self.path)
+            # Plain tensors, numbers and strings only, so torch.load(weights_only=True) can read it back safely;
+            # written atomically, so a kill during the save leaves the last good checkpoint in place.
+            store.save_torch(self.path, {"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+                        "epoch": trainer.epoch, "monitor": self.monitor, "value": float(value)})
 
 
 def load_checkpoint(model: nn.Module, path: str | Path, optimizer: torch.optim.Optimizer | None = None) -> dict:
@@ -113,7 +118,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, optimizer: torch.optim.O
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}; Checkpoint(path) writes one after an improving epoch.")
-    state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles arbitrary objects
+    state = store.load_torch(path)  # weights_only: never unpickles arbitrary objects
     model.load_state_dict(state["model"])
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])

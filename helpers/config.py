@@ -1,12 +1,13 @@
-"""Where and how much: run profile, data root, results cache, device, seeding."""
+"""Where and how much: run profile, data root, results cache, seeding.
+
+Cheap to import (no torch at import time): the exporter reads the profile from here.
+The device lives in ``helpers.device``.
+"""
 from __future__ import annotations
 
 import os
 import random
 from pathlib import Path
-
-import numpy as np
-import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("smoke", "quick", "full")
@@ -53,27 +54,11 @@ def offline() -> bool:
     return os.environ.get("KIT_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
 
 
-def get_device(name: str | None = None) -> torch.device:
-    """Return the torch device: the argument, else ``KIT_DEVICE``, else cuda, mps, cpu."""
-    name = name or os.environ.get("KIT_DEVICE")
-    if name:
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"Device {name!r} was asked for (KIT_DEVICE) but CUDA is not available here; "
-                             "unset KIT_DEVICE or set it to 'cpu'.")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"Device {name!r} was asked for (KIT_DEVICE) but MPS is not available here; "
-                             "unset KIT_DEVICE or set it to 'cpu'.")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed python, numpy and torch; optionally ask torch for deterministic kernels."""
+    import numpy as np
+    import torch  # here, not at the top: importing config must stay cheap
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -15,9 +15,7 @@ Source folders are only read: compressed files are extracted into ``cache_dir()/
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
-import os
 import shutil
 import tarfile
 import tempfile
@@ -31,7 +29,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
-from . import standins
+from . import standins, store
 from .config import cache_dir, data_root, data_search_roots, get_profile, offline
 
 FASHION_CLASSES: list[str] = list(datasets.FashionMNIST.classes)
@@ -153,6 +151,15 @@ class Splits:
                 f"{len(self.classes)} classes, X {tuple(self.train.X.shape[1:])})")
 
 
+def make_dataloader(dataset: Dataset, batch_size: int, *, limit: int | None = None, num_workers: int = 0,
+                    shuffle: bool = True, seed: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A torch DataLoader over the first ``limit`` samples of a per-sample Dataset (the course's input path)."""
+    if limit is not None:
+        dataset = Subset(dataset, range(min(limit, len(dataset))))
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                                       pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed))
+
+
 def split_indices(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Return sorted (train, validation) indices: a seeded random ``val_size`` of ``range(n)`` for validation."""
     if not 0 <= val_size < n:
@@ -242,16 +249,7 @@ def _download_reason(err: BaseException | None) -> str:
 
 def _mirror(dataset: str, md5s: dict[str, str]) -> Path:
     """A cache folder for extracted copies, keyed by the source files' content."""
-    key = hashlib.sha1("".join(sorted(md5s.values())).encode()).hexdigest()[:12]
-    return cache_dir() / "data-mirror" / f"{dataset}-{key}"
-
-
-def _atomic_copy(src_stream, target: Path) -> None:
-    # Written under a private name and renamed, so a parallel reader never sees half a file.
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as dst:
-        shutil.copyfileobj(src_stream, dst, 1 << 20)
-    os.replace(tmp, target)
+    return cache_dir() / "data-mirror" / f"{dataset}-{store.content_key(sorted(md5s.values()), 12)}"
 
 
 # --- FashionMNIST --------------------------------------------------------------------------------
@@ -285,7 +283,7 @@ def _extract_fashion(raw: Path, md5s: dict[str, str]) -> Path:
             continue
         try:
             with gzip.open(raw / name) as src:
-                _atomic_copy(src, target)
+                store.copy_stream(src, target)  # a parallel reader never sees half a file
         except (OSError, EOFError) as err:
             raise DataCorruptError(f"FashionMNIST: cannot decompress {raw / name} ({err}). "
                                    "Delete it and copy the file again.") from err
@@ -408,8 +406,7 @@ def _extract_tar(archive: Path, mirror: Path) -> None:
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, **safe)
-        shutil.rmtree(mirror / "cifar-10-batches-py", ignore_errors=True)
-        os.replace(tmp / "cifar-10-batches-py", mirror / "cifar-10-batches-py")
+        store.publish_dir(tmp / "cifar-10-batches-py", mirror / "cifar-10-batches-py", replace=True)
     except (tarfile.TarError, OSError, EOFError) as err:
         raise DataCorruptError(f"CIFAR-10: cannot extract {archive} ({err}). Delete it and copy it again.") from err
     finally:

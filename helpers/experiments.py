@@ -1,7 +1,8 @@
-"""Run many trainings and remember them: ``run_grid`` with an on-disk JSON cache, plus optuna sweeps.
+"""Run many trainings and remember them: ``run_grid`` with an on-disk cache (sweeps live in ``sweeps``).
 
-Every finished run is written to ``cache_dir()/"runs"/<name>/<key>.json`` the moment it ends, where
-``key`` is a stable hash of the training function's name (module + qualname), its settings, the
+Every finished run is written to ``cache_dir()/"runs"/<name>/<key>.json`` the moment it ends (and,
+with ``keep_models=True``, its trained weights to ``<key>.pt``), where ``key`` is a stable hash
+(``store.content_key``) of the training function's name (module + qualname), its settings, the
 seed and the run profile. Re-running a notebook therefore takes seconds, and an interrupted grid
 resumes where it stopped. The key does *not* see the function's body: after changing what
 ``train_fn`` does, pass ``force=True`` (or a new ``name``) to retrain.
@@ -9,34 +10,30 @@ resumes where it stopped. The key does *not* see the function's body: after chan
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
-import json
 import math
-import os
 import pickle
 import re
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import runlog, store
 from .config import cache_dir, get_profile
-from .sweeps import (Categorical, IntRange, LogUniform, Uniform, default_storage, grid_size, n_finished,
-                     run_sweep, sweep_frame, trial_history)
-from .training import History
+from .record import History, json_safe, summarize
 
-__all__ = ["run_grid", "GridRunError", "cache_key", "function_name", "summarize",
-           "Categorical", "IntRange", "LogUniform", "Uniform", "run_sweep", "sweep_frame", "trial_history",
-           "default_storage", "grid_size", "n_finished"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["run_grid", "GridRunError", "cache_key", "function_name", "summarize", "trained_model"]
 
 
 # joblib backend for n_jobs > 1: separate processes, since training holds the GIL for much of its time.
@@ -85,15 +82,10 @@ def _key_payload(train_fn: Callable, params: dict, fixed: dict, seed: int, profi
     return payload
 
 
-def _hash(payload: dict) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
 def cache_key(train_fn: Callable, params: dict, *, seed: int = 0, fixed: dict | None = None,
               profile: str | None = None) -> str:
     """The stable hash naming one run's cache file."""
-    return _hash(_key_payload(train_fn, params, dict(fixed or {}), seed, get_profile(profile)))
+    return store.content_key(_key_payload(train_fn, params, dict(fixed or {}), seed, get_profile(profile)))
 
 
 def _run_folder(train_fn: Callable, name: str | None) -> Path:
@@ -108,69 +100,58 @@ class _Run:
     params: dict
     seed: int
     payload: dict
-    path: Path
+    path: Path  # the run's record (JSON); its weights, when kept, lie beside it as .pt
+
+    @property
+    def weights(self) -> Path:
+        return self.path.with_suffix(".pt")
 
 
-def _json_safe(value: Any) -> Any:
-    """Scalars a train_fn returned, made JSON-safe (NaN/inf become None, numpy becomes python)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    return value
-
-
-def _encode(result: Any) -> dict:
-    """Turn what train_fn returned (History, or dict of scalars with optional "history") into JSON parts."""
+def _encode(result: Any) -> tuple[dict, Any]:
+    """Split what train_fn returned (History, or dict of scalars with optional "history" and "model")
+    into the JSON parts of its record and the trained model (or None)."""
     if isinstance(result, History):
-        return {"history": result.to_dict(), "metrics": {}}
+        return {"history": result.to_dict(), "metrics": {}}, None
     if isinstance(result, dict):
-        history = result.get("history")
+        history, model = result.get("history"), result.get("model")
         if history is not None and not isinstance(history, History):
             raise ValueError(f"train_fn returned a dict whose 'history' is a {type(history).__name__}; "
                              "it must be a History (or leave the key out).")
-        metrics = {k: _json_safe(v) for k, v in result.items() if k != "history"}
-        return {"history": None if history is None else history.to_dict(), "metrics": metrics}
-    raise ValueError(f"train_fn must return a History or a dict of scalars (optionally with key 'history'); "
-                     f"it returned a {type(result).__name__}.")
+        if model is not None and not hasattr(model, "state_dict"):
+            raise ValueError(f"train_fn returned a dict whose 'model' is a {type(model).__name__}; "
+                             "it must be a torch nn.Module (or leave the key out).")
+        metrics = {k: json_safe(v) for k, v in result.items() if k not in ("history", "model")}
+        return {"history": None if history is None else history.to_dict(), "metrics": metrics}, model
+    raise ValueError(f"train_fn must return a History or a dict of scalars (optionally with keys 'history' and "
+                     f"'model'); it returned a {type(result).__name__}.")
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temp file beside ``path``, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load_record(run: _Run) -> dict | None:
-    """The cached record of a run, or None if missing, unreadable or for other settings."""
-    try:
-        record = json.loads(run.path.read_text())
-    except (OSError, ValueError):
+def _load_record(run: _Run, keep_models: bool) -> dict | None:
+    """The cached record of a run, or None if missing, unreadable, for other settings, or missing its weights."""
+    record = store.read_json(run.path)
+    if not isinstance(record, dict) or record.get("key") != run.payload:
         return None
-    return record if record.get("key") == run.payload else None
+    if keep_models and not run.weights.is_file():  # the History alone cannot give back the trained model
+        return None
+    return record
 
 
-def _execute(index: int, train_fn: Callable, run: _Run, fixed: dict) -> tuple[int, dict]:
-    """Train one run; cache it if it succeeded; an exception becomes an "error" record."""
+def _execute(index: int, train_fn: Callable, run: _Run, fixed: dict, keep_models: bool) -> tuple[int, dict]:
+    """Train one run; cache it (and its weights) if it succeeded; an exception becomes an "error" record."""
     start = time.perf_counter()
     try:
         result = train_fn(**run.params, **fixed, seed=run.seed)
+        parts, model = _encode(result)
+        if keep_models and model is None:
+            raise ValueError("run_grid(keep_models=True) needs train_fn to return {'history': ..., 'model': model}.")
     except Exception as exc:  # one broken configuration must not stop the grid
         return index, {"key": run.payload, "error": f"{type(exc).__name__}: {exc}",
                        "time_s": time.perf_counter() - start, "history": None, "metrics": {}}
-    record = {"key": run.payload, "time_s": time.perf_counter() - start, **_encode(result)}
-    _write_json_atomic(run.path, record)
+    record = {"key": run.payload, "time_s": time.perf_counter() - start, **parts}
+    if keep_models:  # weights first: a record on disk promises that its weights are there too
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        store.save_torch(run.weights, {"key": store.content_key(run.payload), "state_dict": state})
+    store.write_json(run.path, record)
     return index, record
 
 
@@ -198,7 +179,7 @@ def _plan(train_fn: Callable, grid: dict, fixed: dict, repeats: int, profile: st
         params = dict(zip(grid, combo))
         for seed in range(repeats):
             payload = _key_payload(train_fn, params, fixed, seed, profile)
-            runs.append(_Run(params, seed, payload, folder / f"{_hash(payload)}.json"))
+            runs.append(_Run(params, seed, payload, folder / f"{store.content_key(payload)}.json"))
     return runs
 
 
@@ -220,33 +201,22 @@ def _parallel_ok(train_fn: Callable, n_jobs: int) -> bool:
 
 
 def _execute_all(train_fn: Callable, runs: list[_Run], pending: list[int], fixed: dict,
-                 n_jobs: int) -> Iterator[tuple[int, dict]]:
+                 n_jobs: int, keep_models: bool) -> Iterator[tuple[int, dict]]:
     """Yield (index, record) for the pending runs as they finish, here or in worker processes."""
     if not _parallel_ok(train_fn, n_jobs):
         for i in pending:
-            yield _execute(i, train_fn, runs[i], fixed)
+            yield _execute(i, train_fn, runs[i], fixed, keep_models)
         return
     from joblib import Parallel, delayed, parallel_config
 
     # One thread per worker: n_jobs torch processes each using every core would fight over them.
     limit = {"inner_max_num_threads": 1} if PARALLEL_BACKEND == "loky" else {}
     with parallel_config(backend=PARALLEL_BACKEND, **limit):
-        jobs = (delayed(_execute)(i, train_fn, runs[i], fixed) for i in pending)
+        jobs = (delayed(_execute)(i, train_fn, runs[i], fixed, keep_models) for i in pending)
         yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
 
 
-def summarize(history: History) -> dict:
-    """Summary numbers of one History: final/best metrics, epochs, diverged, training time, peak memory."""
-    summary = {f"final_{m}": history.final(m)
-               for m in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")}
-    summary.update(best_val_loss=history.best("val_loss"), best_val_acc=history.best("val_acc"),
-                   epochs=len(history.epoch), diverged=bool(history.diverged),
-                   train_time_s=float(np.nansum(history.time)) if history.time else math.nan,
-                   peak_mem=float(np.nanmax(history.peak_mem)) if np.isfinite(history.peak_mem).any() else math.nan)
-    return summary
-
-
-def _row(run: _Run, record: dict, cached: bool) -> dict:
+def _row(run: _Run, record: dict, cached: bool, keep_models: bool) -> dict:
     """One DataFrame row: settings, seed, summaries, returned scalars, timing, the History."""
     history = None if record.get("history") is None else History.from_dict(record["history"])
     row = {**run.params, "seed": run.seed, **(summarize(history) if history is not None else {})}
@@ -254,13 +224,16 @@ def _row(run: _Run, record: dict, cached: bool) -> dict:
     row.update(time_s=record.get("time_s", math.nan), cached=cached)
     if "error" in record:
         row["error"] = record["error"]
+    if keep_models:
+        row["weights"] = None if "error" in record else str(run.weights)
     row["history"] = history
     return row
 
 
 def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, repeats: int = 1,
              fixed: dict | None = None, profile: str | None = None, force: bool = False, n_jobs: int = 1,
-             name: str | None = None, quiet: bool = False, errors: str = "raise") -> pd.DataFrame:
+             name: str | None = None, quiet: bool = False, errors: str = "raise",
+             keep_models: bool = False) -> pd.DataFrame:
     """Run ``train_fn(**params, **fixed, seed=s)`` for every grid combination and seed; one row per run.
 
     ``train_fn`` returns a History, or a dict of scalars (optionally with key ``"history"``).
@@ -272,6 +245,10 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
     needs ``train_fn`` defined in an importable module (a .py file); a function defined in a
     notebook falls back to ``n_jobs=1`` with a warning. The DataFrame's ``attrs["params"]``
     names the grid columns (``plot_runs`` uses it for labels).
+
+    ``keep_models=True`` also keeps each run's trained weights: ``train_fn`` then returns
+    ``{"history": history, "model": model}``, the frame gets a ``weights`` column, and
+    ``trained_model(row, model)`` loads a row's weights into a freshly built model.
     """
     if errors not in ("raise", "record"):
         raise ValueError(f"errors must be 'raise' or 'record'; got {errors!r}.")
@@ -290,13 +267,13 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
 
     pending = []
     for i, run in enumerate(runs):
-        record = None if force else _load_record(run)
+        record = None if force else _load_record(run, keep_models)
         if record is None:
             pending.append(i)
         else:
             done(i, record, cached=True)
     try:
-        for i, record in _execute_all(train_fn, runs, pending, fixed, n_jobs):
+        for i, record in _execute_all(train_fn, runs, pending, fixed, n_jobs, keep_models):
             done(i, record, cached=False)
     except KeyboardInterrupt:
         print(f"Interrupted: {counts['cached'] + counts['trained']} of {len(runs)} runs are cached; "
@@ -304,7 +281,8 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
         raise
     finally:
         bar.close()
-    frame = _frame(runs, records, list(grid))
+        runlog.note_runs(trained=counts["trained"], cached=counts["cached"])
+    frame = _frame(runs, records, list(grid), keep_models)
     if errors == "raise" and counts["errors"]:
         raise GridRunError(frame, list(grid) + ["seed"])
     return frame
@@ -322,11 +300,26 @@ class GridRunError(RuntimeError):
         self.frame = frame
 
 
-def _frame(runs: list[_Run], records: list, params: list[str]) -> pd.DataFrame:
+def _frame(runs: list[_Run], records: list, params: list[str], keep_models: bool) -> pd.DataFrame:
     """Rows in grid order; ``attrs["params"]`` remembers which columns are settings."""
-    frame = pd.DataFrame([_row(run, record, cached) for run, (record, cached) in zip(runs, records)])
+    frame = pd.DataFrame([_row(run, record, cached, keep_models) for run, (record, cached) in zip(runs, records)])
     if "error" in frame:
         frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
     frame.attrs["params"] = params
     return frame
 
+
+
+def trained_model(row: Any, model: "nn.Module") -> "nn.Module":
+    """Load the weights a ``run_grid(keep_models=True)`` row kept into ``model`` (built alike); return it in eval mode."""
+    path = row.get("weights") if hasattr(row, "get") else None
+    if not path:
+        raise ValueError("This row has no kept weights: run the grid with run_grid(..., keep_models=True), "
+                         "and pick a row whose run did not fail.")
+    try:
+        saved = store.load_torch(path)
+        model.load_state_dict(saved["state_dict"])
+    except FileNotFoundError:
+        raise FileNotFoundError(f"The weights {path} are gone from the cache; run the run_grid cell again "
+                                "(it retrains the runs whose weights are missing).") from None
+    return model.eval()

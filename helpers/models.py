@@ -1,8 +1,10 @@
-"""The course's models: an MLP, three CIFAR-10 CNNs and ResNet18 for transfer learning."""
+"""The course's models: an MLP (with optional sin(α·x) input features), three CIFAR-10 CNNs, and ResNet18."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +21,10 @@ ACTIVATIONS = {
     "identity": nn.Identity,
 }
 RESNET_MODES = ("scratch", "linear_probe", "finetune")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The sheet's frequencies: α = 0.1, 0.2, ..., 1.0 (rounded so 0.30000000000000004 never shows up in a table).
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(1, 11))
 
 
 def _activation(name: str) -> nn.Module:
@@ -76,6 +82,49 @@ class MLP(nn.Module):
         for block in self.hidden:
             x = block(x)
         return self.out(x)
+
+
+# --- Implicit representation: each input coordinate through sin(α·x) at several frequencies --------
+def _check_alphas(alphas) -> torch.Tensor:
+    alphas = torch.as_tensor(alphas if isinstance(alphas, torch.Tensor) else list(alphas), dtype=torch.float32)
+    if alphas.ndim != 1 or len(alphas) == 0:
+        raise ValueError(f"alphas must be a non-empty list of numbers, got {alphas.tolist()!r}; "
+                         "for example helpers.models.DEFAULT_ALPHAS.")
+    return alphas
+
+
+def sin_features(X: torch.Tensor | np.ndarray, alphas: Sequence[float] | torch.Tensor = DEFAULT_ALPHAS
+                 ) -> torch.Tensor | np.ndarray:
+    """Return sin(α·x) for every coordinate x and every α: (N, d) → (N, d·len(alphas)), same type as X."""
+    is_numpy = isinstance(X, np.ndarray)
+    x = torch.as_tensor(X, dtype=torch.float32) if is_numpy else X
+    if x.ndim != 2:
+        raise ValueError(f"sin_features expects a 2-D array (samples, coordinates), got shape {tuple(x.shape)}.")
+    a = _check_alphas(alphas).to(device=x.device, dtype=x.dtype)
+    # (N, d, 1) * (k,) → (N, d, k); flattening keeps each coordinate's k frequencies together:
+    # columns [sin(α1·x1) … sin(αk·x1), sin(α1·x2) … sin(αk·x2), …].
+    out = torch.sin(x.unsqueeze(-1) * a).reshape(x.shape[0], -1)
+    return out.numpy() if is_numpy else out
+
+
+class SinFeatures(nn.Module):
+    """A fixed layer (no parameters) computing sin_features, so a model carries its own input transform."""
+
+    def __init__(self, alphas=DEFAULT_ALPHAS):
+        super().__init__()
+        # A buffer, not a parameter: the frequencies are chosen, not learned, but move with .to(device).
+        self.register_buffer("alphas", _check_alphas(alphas))
+
+    @property
+    def n_alphas(self) -> int:
+        """Number of frequencies (output features per input coordinate)."""
+        return len(self.alphas)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sin_features(x, self.alphas)
+
+    def extra_repr(self) -> str:
+        return f"alphas={[round(a, 3) for a in self.alphas.tolist()]}"
 
 
 # --- CNNs for CIFAR-10 (and 28×28 grayscale) -------------------------------------------
@@ -153,6 +202,29 @@ class LargeNet(nn.Module):
 
 
 # --- ResNet18 for transfer learning ------------------------------------------------------
+class ResNetInput(nn.Module):
+    """Fixed first layer: images in [0, 1] (1 or 3 channels, any size) → normalised 3×S×S ResNet input."""
+
+    def __init__(self, image_size: int):
+        super().__init__()
+        if image_size < 16:
+            raise ValueError(f"image_size must be at least 16 pixels for ResNet18; got {image_size}.")
+        self.image_size = image_size
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)  # grey → RGB: ImageNet filters expect three channels
+        if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            # Upscaling on the fly keeps the data set small in memory (28×28) whatever size the network sees.
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"image_size={self.image_size}"
+
+
 class PretrainedUnavailable(RuntimeError):
     """ImageNet weights were required but cannot be loaded here (offline and not cached, or download failed)."""
 
@@ -228,7 +300,7 @@ class ResNet18Classifier(nn.Module):
 
 
 def resnet18(mode: str = "scratch", num_outputs: int = 1, pretrained: str | bool = "auto",
-             backbone_state: dict | None = None) -> nn.Module:
+             backbone_state: dict | None = None, image_size: int | None = None) -> nn.Module:
     """ResNet18 with a new head of ``num_outputs`` logits, trained from scratch, as a linear probe or fine-tuned.
 
     pretrained="auto" means ImageNet weights for linear_probe/finetune and random weights for scratch;
@@ -236,6 +308,8 @@ def resnet18(mode: str = "scratch", num_outputs: int = 1, pretrained: str | bool
     Use num_outputs=1 with loss="bce" for a binary task, k logits with cross-entropy otherwise.
     linear_probe freezes the backbone twice: requires_grad=False on its weights, and the returned model's
     train() keeps the backbone in eval mode, so BatchNorm running statistics stay as pretrained.
+    With ``image_size``, the model is ``nn.Sequential(ResNetInput(image_size), classifier)``: it takes images
+    in [0, 1] of any size and 1 or 3 channels.
     """
     from torchvision.models import resnet18 as tv_resnet18
 
@@ -245,6 +319,7 @@ def resnet18(mode: str = "scratch", num_outputs: int = 1, pretrained: str | bool
         raise ValueError(f"pretrained must be 'auto', True or False; got {pretrained!r}.")
     if num_outputs < 1:
         raise ValueError(f"num_outputs must be >= 1 (1 for binary with BCE); got {num_outputs}.")
+    first = ResNetInput(image_size) if image_size is not None else None  # checks image_size before any download
     use_pretrained = (mode != "scratch") if pretrained == "auto" else pretrained
     if mode == "scratch" and (use_pretrained or backbone_state is not None):
         raise ValueError("mode='scratch' trains from random weights; use mode='finetune' to start from pretrained ones.")
@@ -254,7 +329,8 @@ def resnet18(mode: str = "scratch", num_outputs: int = 1, pretrained: str | bool
         _load_backbone(backbone, backbone_state)
     elif use_pretrained:
         _load_backbone(backbone, _imagenet_state_dict())
-    return ResNet18Classifier(backbone, num_outputs, mode)
+    classifier = ResNet18Classifier(backbone, num_outputs, mode)
+    return classifier if first is None else nn.Sequential(first, classifier)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

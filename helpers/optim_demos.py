@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 if TYPE_CHECKING:
-    from .training import History
+    from .record import History
 
 # --- 1. Batch, stochastic and mini-batch gradient descent on a convex problem ------------
 

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from .training import EPOCH_FIELDS, History
+from .record import EPOCH_FIELDS, History, trial_history
 
 if TYPE_CHECKING:
     import optuna
@@ -484,7 +484,6 @@ def plot_lines(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: 
 def _trial_scores(study, metric: str) -> list[tuple[Any, float]]:
     """(trial, score) of completed trials: the trial's value if ``metric`` is what the sweep optimised,
     else that metric's final value (inf for diverged runs)."""
-    from .sweeps import trial_history
     import optuna
 
     scored = []
@@ -520,8 +519,6 @@ def plot_trial_curves(study: "optuna.Study", metric: str | Sequence[str] = "val_
 
     "Best" follows each metric's own direction (highest accuracy, lowest loss), not the study's.
     """
-    from .sweeps import trial_history
-
     metrics = [metric] if isinstance(metric, str) else list(metric)
     fig, axes = _figure(len(metrics), 1, panel=(width, 2.6 if len(metrics) > 1 else 4.0))
     for ax, name in zip(axes[:, 0], metrics):

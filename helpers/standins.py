@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import pickle
 import shutil
 import struct
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import store
 from .config import cache_dir, data_search_roots
 
 MARKER = "KIT_STANDIN.json"
@@ -66,7 +66,7 @@ def read_marker(folder: Path) -> dict | None:
 def _write_marker(folder: Path, dataset: str, files: list[str], seed: int) -> None:
     marker = {"generator": "helpers.standins", "dataset": dataset, "seed": seed,
               "md5": {name: md5sum(folder / name) for name in files}}
-    (folder / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+    store.write_text(folder / MARKER, json.dumps(marker, indent=1) + "\n")
 
 
 # --- images ---------------------------------------------------------------------------
@@ -247,11 +247,7 @@ def smoke_data_root() -> Path:
         # at once never see (or leave) a half-written data set.
         tmp = Path(tempfile.mkdtemp(prefix=f".{top}-", dir=root))
         writer(tmp)
-        try:
-            os.rename(tmp / top, root / top)
-        except OSError:
-            if read_marker(root / folder) is None:  # not a lost race: a broken leftover
-                shutil.rmtree(root / top, ignore_errors=True)
-                os.rename(tmp / top, root / top)
+        if not store.publish_dir(tmp / top, root / top) and read_marker(root / folder) is None:
+            store.publish_dir(tmp / top, root / top, replace=True)  # not a lost race: a broken leftover
         shutil.rmtree(tmp, ignore_errors=True)
     return root

@@ -15,8 +15,12 @@ from typing import Any, Callable
 import optuna
 import pandas as pd
 
+from . import runlog
 from .config import cache_dir, get_profile
-from .training import History
+from .record import History, summarize, trial_history
+
+__all__ = ["Categorical", "IntRange", "LogUniform", "Uniform", "Space", "run_sweep", "sweep_frame", "trial_history",
+           "default_storage", "grid_size", "n_finished", "SAMPLERS", "METRICS"]
 
 SAMPLERS = ("random", "grid", "tpe", "bayes")
 # Per-epoch History fields a sweep can optimise.
@@ -212,7 +216,7 @@ def run_sweep(objective: Callable[[dict, int], History], space: Space, *, n_tria
     study = optuna.create_study(storage=_storage(storage, study_name, profile), study_name=study_name,
                                 direction=direction, load_if_exists=True,
                                 sampler=_make_sampler(sampler, space, seed))
-    done = n_finished(study)
+    done, before = n_finished(study), len(study.trials)
     # Re-seed past the trials already in the study, so a resumed random sweep does not
     # replay the configurations it already tried.
     study.sampler = _make_sampler(sampler, space, seed + len(study.trials))
@@ -224,19 +228,12 @@ def run_sweep(objective: Callable[[dict, int], History], space: Space, *, n_tria
         study.optimize(_objective_wrapper(objective, space, metric, direction, reduce),
                        n_trials=n_trials - done, callbacks=[stop_at], catch=(Exception,),
                        show_progress_bar=not quiet)
+    runlog.note_runs(trained=len(study.trials) - before, cached=min(done, n_trials))
     return study
-
-
-def trial_history(trial: optuna.trial.FrozenTrial) -> History | None:
-    """The History a trial stored in its user attributes (None if it has none)."""
-    data = trial.user_attrs.get("history")
-    return None if data is None else History.from_dict(data)
 
 
 def sweep_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, value, params, summary metrics, duration and its History."""
-    from .experiments import summarize  # here, not at the top: experiments re-exports this module
-
     rows = []
     for trial in study.get_trials(deepcopy=False):
         duration = trial.duration.total_seconds() if trial.duration is not None else math.nan

@@ -5,130 +5,28 @@ top to bottom. Everything else here builds the pieces they use (optimizer, sched
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import config
-from .callbacks import Callback, Checkpoint, EarlyStopping, load_checkpoint
+from .device import MemoryMeter, autocast, device_of, get_device, grad_scaler, run_memory_kind, synchronize
+from .record import NAN, History
 
-if TYPE_CHECKING:
-    import pandas as pd
+if TYPE_CHECKING:  # type hints only: callbacks sit beside the Trainer, they are passed in
+    from .callbacks import Callback
 
 __all__ = ["History", "Trainer", "fit", "evaluate", "predict", "make_optimizer", "make_scheduler", "make_loss",
-           "Callback", "EarlyStopping", "Checkpoint", "load_checkpoint", "OPTIMIZERS", "SCHEDULERS", "LOSSES"]
+           "OPTIMIZERS", "SCHEDULERS", "LOSSES"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULERS = ("step", "exponential", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "bce", "mse")
-EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-                "lr", "time", "peak_mem")
-NAN = float("nan")
-
 # A BatchLoader or torch DataLoader: anything iterable of (xb, yb) with len().
 Loader = Iterable[tuple[torch.Tensor, torch.Tensor]]
-
-
-# --- History -----------------------------------------------------------------------------
-@dataclass
-class History:
-    """What a fit recorded: per-epoch metrics (NaN where a split is missing), per-step loss, grad norms."""
-
-    epoch: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    train_acc: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_acc: list[float] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    test_acc: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)          # learning rate at the start of the epoch
-    time: list[float] = field(default_factory=list)        # wall seconds for the epoch (training + evaluation)
-    peak_mem: list[float] = field(default_factory=list)    # MiB, see peak_mem_kind
-    step_loss: list[float] = field(default_factory=list)   # training loss of every optimisation step
-    grad_norms: dict[str, list[float]] = field(default_factory=dict)  # layer -> per-epoch mean squared grad norm
-    diverged: bool = False
-    peak_mem_kind: str = ""
-    config: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.epoch)
-
-    def append_epoch(self, **metrics: float) -> None:
-        """Append one epoch's metrics; fields not given get NaN."""
-        unknown = set(metrics) - set(EPOCH_FIELDS)
-        if unknown:
-            raise ValueError(f"Unknown History fields {sorted(unknown)}; allowed: {', '.join(EPOCH_FIELDS)}.")
-        for name in EPOCH_FIELDS:
-            getattr(self, name).append(metrics.get(name, NAN))
-
-    def final(self, key: str) -> float:
-        """Last finite value of a per-epoch metric (NaN if there is none)."""
-        return next((v for v in reversed(self._series(key)) if math.isfinite(v)), NAN)
-
-    def best(self, key: str) -> float:
-        """Best finite value of a per-epoch metric: the maximum for accuracies, else the minimum."""
-        values = [v for v in self._series(key) if math.isfinite(v)]
-        if not values:
-            return NAN
-        return max(values) if key.endswith("acc") else min(values)
-
-    def _series(self, key: str) -> list[float]:
-        if key not in EPOCH_FIELDS:
-            raise ValueError(f"Unknown per-epoch metric {key!r}; choose one of {', '.join(EPOCH_FIELDS)}.")
-        return getattr(self, key)
-
-    def to_frame(self) -> "pd.DataFrame":
-        """Per-epoch metrics (and grad norms as ``grad_norm/<layer>`` columns) as a pandas DataFrame."""
-        import pandas as pd
-
-        data = {name: getattr(self, name) for name in EPOCH_FIELDS}
-        data.update({f"grad_norm/{layer}": values for layer, values in self.grad_norms.items()})
-        return pd.DataFrame(data)
-
-    def to_dict(self) -> dict:
-        """A JSON-safe dict: NaN and ±inf become None (JSON has no NaN)."""
-        return _json_safe(asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> History:
-        """Rebuild a History from ``to_dict`` output (None in number lists becomes NaN)."""
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in known}
-        for name in (*EPOCH_FIELDS, "step_loss"):
-            kwargs[name] = [NAN if v is None else v for v in kwargs.get(name, [])]
-        kwargs["grad_norms"] = {k: [NAN if v is None else v for v in vs] for k, vs in kwargs.get("grad_norms", {}).items()}
-        return cls(**kwargs)
-
-    def to_json(self, path: str | Path) -> Path:
-        """Write the History as JSON and return the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict()))
-        return path
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> History:
-        """Read a History written by ``to_json``."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def _json_safe(obj: Any) -> Any:
-    """Replace non-finite floats by None, recursively; leave everything else alone."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 # --- Building blocks: optimizer, scheduler, loss ---------------------------------------------
@@ -210,37 +108,6 @@ def _true_labels(task: str, targets: torch.Tensor) -> torch.Tensor:
     return targets.argmax(1) if targets.ndim == 2 else targets
 
 
-def _autocast(device: torch.device, enabled: bool):
-    """Mixed precision context: fp16 on CUDA (with a GradScaler), bf16 elsewhere; a no-op when disabled."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
-
-
-def _peak_memory_kind(device: torch.device) -> str:
-    return "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS"
-
-
-def _reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_memory_mib(device: torch.device) -> float:
-    """Peak memory in MiB: CUDA allocator peak since the epoch began, else the process's peak RSS so far."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        import resource  # not on Windows
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-    except ImportError:
-        import psutil
-
-        return psutil.Process().memory_info().peak_wset / 2**20  # Windows' peak working set
-
-
 def _tracked_layers(model: nn.Module) -> dict[str, nn.Parameter]:
     """Weights whose gradient norms we follow: model.linears as layer0, layer1, … else every Linear/Conv."""
     if hasattr(model, "linears"):
@@ -282,18 +149,18 @@ class Trainer:
         if scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler) \
                 and scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)} or None.")
-        self.device = config.get_device(device)
+        self.device = get_device(device)
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
         self.loss_fn, self.task = make_loss(loss)
         self.scheduler_name, self.scheduler_kwargs = scheduler, scheduler_kwargs
         self.scheduler, self.per_step = None, False
         self.amp, self.clip_grad, self.quiet, self.desc = amp, clip_grad, quiet, desc
-        # Loss scaling keeps fp16 gradients from underflowing; bf16 (CPU) has fp32's range and needs none.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=amp and self.device.type == "cuda")
+        self.scaler = grad_scaler(self.device, amp)  # loss scaling where the AMP dtype needs it (float16)
         self.callbacks = list(callbacks)
         self.layers = _tracked_layers(model) if track_grad_norms else {}
-        self.history = History(peak_mem_kind=_peak_memory_kind(self.device))
+        self.meter = MemoryMeter(self.device, interval=0.05)  # a sample every 50 ms costs ~0.1% of a step
+        self.history = History(peak_mem_kind=run_memory_kind(self.device))
         self.history.config = {"optimizer": _name(optimizer), "lr": self.optimizer.param_groups[0]["lr"],
                                "loss": _name(loss), "scheduler": _name(scheduler), "weight_decay": weight_decay,
                                "amp": amp, "clip_grad": clip_grad, "device": str(self.device),
@@ -307,28 +174,32 @@ class Trainer:
         self.scheduler, self.per_step = make_scheduler(self.scheduler_name, self.optimizer, epochs,
                                                        len(train_loader), self.scheduler_kwargs)
         self.stop = False
+        self.meter.start()  # the run's peak memory, measured from here (see helpers.device)
         self._emit("on_fit_start")
         bar = tqdm(range(epochs), desc=self.desc, unit="epoch", disable=self.quiet, leave=True)
-        for epoch in bar:
-            self.epoch = epoch  # callbacks read it
-            start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
-            _reset_peak_memory(self.device)
-            train_loss, train_acc = self.train_epoch(train_loader)
-            self.history.diverged = not math.isfinite(train_loss)
-            val_loss, val_acc = self._evaluate(val_loader)
-            test_loss, test_acc = self._evaluate(test_loader)
-            if self.scheduler is not None and not self.per_step:
-                self.scheduler.step()
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)  # so the epoch's time includes its queued GPU work
-            self.history.append_epoch(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
-                                      val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc,
-                                      lr=lr, time=time.perf_counter() - start, peak_mem=_peak_memory_mib(self.device))
-            bar.set_postfix(self._postfix(), refresh=False)
-            self._emit("on_epoch_end")
-            if self.stop or self.history.diverged:
-                break
-        bar.close()
+        try:
+            for epoch in bar:
+                self.epoch = epoch  # callbacks read it
+                self._emit("on_epoch_start")
+                start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
+                train_loss, train_acc = self.train_epoch(train_loader)
+                self.history.diverged = not math.isfinite(train_loss)
+                val_loss, val_acc = self._evaluate(val_loader)
+                test_loss, test_acc = self._evaluate(test_loader)
+                if self.scheduler is not None and not self.per_step:
+                    self.scheduler.step()
+                synchronize(self.device)  # so the epoch's time includes its queued GPU work
+                self.history.append_epoch(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
+                                          val_loss=val_loss, val_acc=val_acc, test_loss=test_loss,
+                                          test_acc=test_acc, lr=lr, time=time.perf_counter() - start,
+                                          peak_mem=self.meter.read().run_mb)
+                bar.set_postfix(self._postfix(), refresh=False)
+                self._emit("on_epoch_end")
+                if self.stop or self.history.diverged:
+                    break
+        finally:
+            bar.close()
+            self.memory = self.meter.stop()  # the whole run's peak (a PeakMemory), callbacks included
         self._emit("on_fit_end")
         return self.history
 
@@ -352,7 +223,7 @@ class Trainer:
         self.history.step_loss.extend(step_losses)
         for name, value in zip(self.layers, (norms / len(losses)).tolist()):
             self.history.grad_norms.setdefault(name, []).append(value)
-        n = sum(sizes)
+        n = self.epoch_samples = sum(sizes)  # callbacks read it (the GPU lab's images per epoch)
         if self.task == "regression":
             accuracy = NAN
         else:
@@ -362,7 +233,7 @@ class Trainer:
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor, norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, backward, update on one batch; return (loss, logits)."""
         self.optimizer.zero_grad(set_to_none=True)
-        with _autocast(self.device, self.amp):
+        with autocast(self.device, self.amp):
             logits = self.model(xb)
             loss = self.loss_fn(logits, _targets_for(self.task, logits, yb))
         self.scaler.scale(loss).backward()
@@ -425,20 +296,12 @@ def fit(model: nn.Module, train_loader: Loader, epochs: int, *, optimizer: str |
 
 
 # --- Evaluation and prediction ----------------------------------------------------------------
-def _model_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    """The device asked for, else where the model's parameters live."""
-    if device is not None:
-        return torch.device(device)
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Loader, loss: str | nn.Module = "cross_entropy",
              device: str | torch.device | None = None, amp: bool = False) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` over ``loader`` (eval mode, no gradients); accuracy NaN for regression."""
     _check_loader(loader, "loader")
-    device = _model_device(model, device)
+    device = device_of(model, device)
     loss_fn, task = make_loss(loss)
     was_training = model.training
     model.eval()  # dropout off, BatchNorm uses its running statistics
@@ -447,7 +310,7 @@ def evaluate(model: nn.Module, loader: Loader, loss: str | nn.Module = "cross_en
     n = 0
     for xb, yb in loader:
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = model(xb)
             total_loss += loss_fn(logits, _targets_for(task, logits, yb)).float() * len(yb)
         if task != "regression":
@@ -464,7 +327,7 @@ def predict(model: nn.Module, loader: Loader, device: str | torch.device | None 
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(preds, probs, targets) on the CPU; one logit means binary (sigmoid, logit > 0), else softmax/argmax."""
     _check_loader(loader, "loader")
-    device = _model_device(model, device)
+    device = device_of(model, device)
     was_training = model.training
     model.eval()
     logits, targets = [], []

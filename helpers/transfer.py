@@ -8,9 +8,6 @@ probe and the fine-tune still start from features learned on different data.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,20 +15,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from . import config
+from . import config, store
 from .data import FASHION_CLASSES, Split, load_fashion_mnist
+from .device import get_device
 from .models import PretrainedUnavailable, resnet18
-from .training import History, Loader, fit, predict
+from .record import History
+from .training import Loader, fit, predict
 
 STANDIN_CLASSES: tuple[str, str] = ("T-shirt/top", "Shirt")
 FACES_DIRS: tuple[str, ...] = ("real-vs-fake", "real_vs_fake", "faces")
 FACES_CLASSES: list[str] = ["fake", "real"]  # ImageFolder sorts class folders: fake = 0, real = 1
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 TORCH_BASELINES: tuple[str, ...] = ("scratch", "linear_probe", "finetune")
 BASELINES: tuple[str, ...] = ("xgboost", *TORCH_BASELINES, "logreg")
 
@@ -176,29 +172,6 @@ def load_binary_task(root: str | Path | None = None, image_size: int = 224, trai
 
 
 # --- models --------------------------------------------------------------------------------
-class ResNetInput(nn.Module):
-    """Fixed first layer: images in [0, 1] (1 or 3 channels, any size) → normalised 3×S×S ResNet input."""
-
-    def __init__(self, image_size: int):
-        super().__init__()
-        if image_size < 16:
-            raise ValueError(f"image_size must be at least 16 pixels for ResNet18; got {image_size}.")
-        self.image_size = image_size
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)  # grey → RGB: ImageNet filters expect three channels
-        if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            # Upscaling on the fly keeps the data set small in memory (28×28) whatever size the network sees.
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        return (x - self.mean) / self.std
-
-    def extra_repr(self) -> str:
-        return f"image_size={self.image_size}"
-
-
 @dataclass
 class Backbone:
     """Where the pretrained ResNet18 weights come from: ImageNet (torchvision) or the kit's own pretraining."""
@@ -209,16 +182,14 @@ class Backbone:
     val_acc: float | None = None                   # accuracy on its own pretraining task (kit only)
 
 
-def build_resnet(mode: str, backbone: Backbone | None, image_size: int, num_outputs: int = 1) -> nn.Sequential:
-    """ResNetInput followed by ResNet18 in ``mode`` (scratch, linear_probe, finetune) with a new head."""
+def _resnet(mode: str, backbone: Backbone | None, image_size: int) -> nn.Sequential:
+    """models.resnet18 in ``mode`` with one logit, its pretrained weights taken from ``backbone``."""
     if mode == "scratch":
-        net = resnet18("scratch", num_outputs, pretrained=False)
-    else:
-        if backbone is None:
-            raise ValueError(f"mode={mode!r} needs a pretrained Backbone; get one with pretrained_backbone().")
-        net = resnet18(mode, num_outputs, pretrained=backbone.source == "imagenet",
-                       backbone_state=backbone.state_dict)
-    return nn.Sequential(ResNetInput(image_size), net)
+        return resnet18("scratch", 1, pretrained=False, image_size=image_size)
+    if backbone is None:
+        raise ValueError(f"mode={mode!r} needs a pretrained Backbone; get one with pretrained_backbone().")
+    return resnet18(mode, 1, pretrained=backbone.source == "imagenet", backbone_state=backbone.state_dict,
+                    image_size=image_size)
 
 
 def _pretraining_splits(root, exclude: tuple[str, ...], train_limit: int | None, val_limit: int | None, seed: int):
@@ -244,15 +215,14 @@ def kit_backbone(image_size: int, *, root: str | Path | None = None, exclude: tu
               "val_limit": val_limit, "epochs": epochs,
               "lr": lr, "batch_size": batch_size, "seed": seed, "root": str(root) if root else None,
               "profile": config.get_profile()}
-    key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    path = config.cache_dir() / "backbones" / f"resnet18-fashion-{key}.pt"
+    path = config.cache_dir() / "backbones" / f"resnet18-fashion-{store.content_key(params, 12)}.pt"
     if path.is_file() and not force:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = store.load_torch(path)
         return Backbone("kit", saved["state_dict"], saved["description"], saved["val_acc"])
 
     train, val, classes = _pretraining_splits(root, exclude, train_limit, val_limit, seed)
     config.seed_everything(seed)
-    model = nn.Sequential(ResNetInput(image_size), resnet18("scratch", len(classes), pretrained=False))
+    model = resnet18("scratch", len(classes), pretrained=False, image_size=image_size)
     history = fit(model, train.loader(batch_size, shuffle=True, seed=seed), epochs, optimizer="adam", lr=lr,
                   val_loader=val.loader(512), quiet=quiet, desc="kit backbone")
     val_acc = history.final("val_acc")
@@ -260,10 +230,8 @@ def kit_backbone(image_size: int, *, root: str | Path | None = None, exclude: tu
                    f"({len(train):,} images at {image_size}×{image_size}, {epochs} epoch(s); "
                    f"validation accuracy {val_acc:.3f} on that {len(classes)}-class task)")
     state = {k: v.detach().cpu().clone() for k, v in model[1].state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"state_dict": state, "description": description, "val_acc": val_acc, "params": params}, tmp)
-    tmp.replace(path)  # atomic: a half-written file never looks like a cached backbone
+    # Atomic: a half-written file never looks like a cached backbone.
+    store.save_torch(path, {"state_dict": state, "description": description, "val_acc": val_acc, "params": params})
     return Backbone("kit", state, description, val_acc)
 
 
@@ -302,7 +270,7 @@ def _one_epoch_history(model_name: str, train: tuple[np.ndarray, np.ndarray], va
 
 
 def xgboost_baseline(task: BinaryTask, seed: int = 0, **params) -> History:
-    """XGBoost on flattened pixels (default parameters unless ``params`` says otherwise); test probs in config."""
+    """XGBoost on flattened pixels (default parameters unless ``params`` says otherwise); test probs in extras."""
     from xgboost import XGBClassifier
 
     (xtr, ytr), (xva, yva), (xte, yte) = (task.arrays(s) for s in ("train", "val", "test"))
@@ -311,7 +279,7 @@ def xgboost_baseline(task: BinaryTask, seed: int = 0, **params) -> History:
     seconds = time.perf_counter() - start
     probs = {s: clf.predict_proba(x)[:, 1] for s, x in (("train", xtr), ("val", xva), ("test", xte))}
     h = _one_epoch_history("xgboost", (probs["train"], ytr), (probs["val"], yva), (probs["test"], yte), seconds)
-    h.config["test_probs"] = probs["test"].round(5).tolist()
+    h.extras["test_probs"] = probs["test"].round(5).tolist()
     return h
 
 
@@ -319,8 +287,8 @@ def xgboost_baseline(task: BinaryTask, seed: int = 0, **params) -> History:
 def extract_features(backbone: Backbone, task: BinaryTask, split: str, image_size: int, batch_size: int = 256,
                      device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The frozen backbone's 512 features of every image of one split, and the labels."""
-    device = config.get_device(device) if not isinstance(device, torch.device) else device
-    model = build_resnet("linear_probe", backbone, image_size).to(device).eval()
+    device = get_device(device)
+    model = _resnet("linear_probe", backbone, image_size).to(device).eval()
     body = nn.Sequential(model[0], model[1].backbone)  # everything but the head
     feats, labels = [], []
     for xb, yb in task.loader(split, batch_size):
@@ -331,7 +299,7 @@ def extract_features(backbone: Backbone, task: BinaryTask, split: str, image_siz
 
 def logreg_baseline(task: BinaryTask, backbone: Backbone, image_size: int, seed: int = 0,
                     device: str | torch.device | None = None) -> History:
-    """scikit-learn LogisticRegression on frozen ResNet18 features; test probabilities in history.config."""
+    """scikit-learn LogisticRegression on frozen ResNet18 features; test probabilities in history.extras."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -345,22 +313,23 @@ def logreg_baseline(task: BinaryTask, backbone: Backbone, image_size: int, seed:
     probs = {s: clf.predict_proba(x)[:, 1] for s, (x, _) in data.items()}
     h = _one_epoch_history("logreg", (probs["train"], data["train"][1]), (probs["val"], data["val"][1]),
                            (probs["test"], data["test"][1]), seconds)
-    h.config["test_probs"] = probs["test"].round(5).tolist()
+    h.extras["test_probs"] = probs["test"].round(5).tolist()
     return h
 
 
 def train_resnet(task: BinaryTask, mode: str, lr: float, *, backbone: Backbone | None, image_size: int,
                  epochs: int = 1, batch_size: int = 32, eval_batch_size: int = 256, seed: int = 0,
                  device: str | torch.device | None = None, quiet: bool = True) -> History:
-    """Train ResNet18 (scratch, linear_probe or finetune) with BCEWithLogitsLoss and Adam; test probs in config."""
+    """Train ResNet18 (scratch, linear_probe or finetune) with BCEWithLogitsLoss and Adam; test probs in extras."""
     config.seed_everything(seed)
-    model = build_resnet(mode, backbone, image_size)
+    model = _resnet(mode, backbone, image_size)
     history = fit(model, task.loader("train", batch_size, shuffle=True, seed=seed), epochs, optimizer="adam", lr=lr,
                   loss="bce", val_loader=task.loader("val", eval_batch_size),
                   test_loader=task.loader("test", eval_batch_size), device=device, quiet=quiet,
                   desc=f"{mode} lr={lr:g}")
     _, probs, _ = predict(model, task.loader("test", eval_batch_size), device=device)
-    history.config = {**(history.config or {}), "model": mode, "test_probs": probs.flatten().numpy().round(5).tolist()}
+    history.config["model"] = mode
+    history.extras["test_probs"] = probs.flatten().numpy().round(5).tolist()
     return history
 
 
@@ -404,9 +373,9 @@ def best_per_baseline(ranking: pd.DataFrame, k: int = 2) -> pd.DataFrame:
 
 def test_probs(history: History) -> np.ndarray:
     """The test-set probabilities of label 1 that a baseline run stored in its history."""
-    if not history.config or "test_probs" not in history.config:
+    if "test_probs" not in history.extras:
         raise ValueError("this History carries no test probabilities; it did not come from helpers.transfer.")
-    return np.asarray(history.config["test_probs"], dtype=np.float64)
+    return np.asarray(history.extras["test_probs"], dtype=np.float64)
 
 
 def misclassified(task: BinaryTask, probs: np.ndarray, n: int = 5) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import pytest
 from helpers import experiments
 from helpers.config import cache_dir
 from helpers.experiments import GridRunError, cache_key, run_grid
-from helpers.training import History
+from helpers.record import History
 
 CALLS: list[dict] = []
 
@@ -200,3 +200,49 @@ def test_parallel_runs_keep_grid_order_and_cache(monkeypatch):
     assert list(frame["epochs"]) == [2, 2, 2]
     assert run_grid(fake_history, {"lr": [0.1, 0.2, 0.3]}, fixed={"epochs": 2}, n_jobs=2,
                     quiet=True)["cached"].all()
+
+
+def train_small_model(lr: float, seed: int = 0) -> dict:
+    """A real (tiny) trained model and its History, for keep_models."""
+    import torch
+
+    CALLS.append({"lr": lr, "seed": seed})
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(lr)  # the weights say which run they came from
+    return {"history": fake_history(lr, seed=seed), "model": model}
+
+
+def test_keep_models_gives_back_the_trained_model_and_retrains_when_its_weights_are_gone():
+    import torch
+
+    frame = run_grid(train_small_model, {"lr": [0.1, 0.5]}, quiet=True, keep_models=True)
+    assert len(CALLS) == 2 and frame["weights"].notna().all()
+    again = run_grid(train_small_model, {"lr": [0.1, 0.5]}, quiet=True, keep_models=True)
+    assert len(CALLS) == 2 and again["cached"].all()
+    model = experiments.trained_model(again.iloc[1], torch.nn.Linear(3, 2))
+    assert torch.all(model.weight == 0.5) and not model.training
+    # The History alone cannot give back a model: a record whose weights are lost is trained again.
+    (cache_dir() / "runs" / "train_small_model").joinpath(again["weights"][0].rsplit("/", 1)[-1]).unlink()
+    third = run_grid(train_small_model, {"lr": [0.1, 0.5]}, quiet=True, keep_models=True)
+    assert len(CALLS) == 3 and third["cached"].tolist() == [False, True]
+    without = run_grid(train_small_model, {"lr": [0.1]}, quiet=True)  # the same runs, weights not asked for
+    assert "weights" not in without and without["cached"].all()
+    with pytest.raises(ValueError, match="keep_models=True"):
+        experiments.trained_model(without.iloc[0], torch.nn.Linear(3, 2))
+
+
+def test_keep_models_needs_a_model_from_train_fn():
+    frame = run_grid(counting_train, {"lr": [0.1]}, quiet=True, keep_models=True, errors="record")
+    assert "keep_models=True" in frame["error"][0] and frame["weights"][0] is None
+
+
+def test_grid_reports_trained_and_cached_runs_to_the_runlog():
+    from helpers import runlog
+
+    runlog.reset()
+    run_grid(counting_train, {"lr": [0.1, 0.2]}, quiet=True)
+    run_grid(counting_train, {"lr": [0.1, 0.2, 0.3]}, quiet=True)
+    assert runlog.snapshot()["runs"] == {"trained": 3, "cached": 2}
+    runlog.reset()

@@ -13,8 +13,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from pypdf import PdfReader, PdfWriter
 
-from helpers.export import find_browser, main, merge_pdfs, playwright_browser
-from helpers.export_tidy import WIDGET_STATE, WIDGET_VIEW, tidy_notebook
+from helpers.export.browser import find_browser, playwright_browser
+from helpers.export.cli import main, merge_pdfs
+from helpers.export.tidy import WIDGET_STATE, WIDGET_VIEW, tidy_notebook
 
 MINI = Path(__file__).parent / "fixtures" / "mini.ipynb"
 ON_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}

@@ -1,6 +1,9 @@
 """Tests for helpers.models: layer counts, shapes, residual paths, ResNet18 modes and offline weights."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -157,3 +160,49 @@ def test_pretrained_unavailable_offline_without_cached_weights(tmp_path, monkeyp
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
     assert models.imagenet_weights_available()
+
+
+# --- the sin(α·x) implicit representation ----------------------------------------------------
+def test_sin_features_shape_order_and_values():
+    X = torch.tensor([[1.0, -2.0], [30.0, 45.5], [0.0, 0.0]])
+    out = models.sin_features(X)
+    assert out.shape == (3, 20)
+    alphas = models.DEFAULT_ALPHAS
+    assert alphas == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    for i in range(3):
+        for j in range(2):  # each coordinate's ten frequencies sit together
+            for k, a in enumerate(alphas):
+                assert out[i, j * 10 + k].item() == pytest.approx(math.sin(a * X[i, j].item()), abs=1e-6)
+    assert torch.all(out[2] == 0)
+
+
+def test_sin_features_numpy_module_and_errors():
+    X = np.random.default_rng(0).uniform(-10, 70, size=(50, 2)).astype(np.float32)
+    out = models.sin_features(X, alphas=[0.5, 2.0])
+    assert isinstance(out, np.ndarray) and out.shape == (50, 4)
+    np.testing.assert_allclose(out[:, 1], np.sin(2.0 * X[:, 0]), atol=1e-5)
+    np.testing.assert_allclose(out[:, 2], np.sin(0.5 * X[:, 1]), atol=1e-5)
+    layer = models.SinFeatures()
+    assert list(layer.parameters()) == []  # fixed frequencies, nothing to learn
+    torch.testing.assert_close(layer(torch.from_numpy(X)), models.sin_features(torch.from_numpy(X)))
+    with pytest.raises(ValueError, match="2-D"):
+        models.sin_features(torch.zeros(5))
+    with pytest.raises(ValueError, match="non-empty"):
+        models.sin_features(X, alphas=[])
+
+
+def test_resnet_input_replicates_resizes_and_normalises():
+    layer = models.ResNetInput(16)
+    out = layer(torch.full((2, 1, 28, 28), 0.5))
+    assert out.shape == (2, 3, 16, 16)
+    expected = [(0.5 - m) / s for m, s in zip(models.IMAGENET_MEAN, models.IMAGENET_STD)]
+    torch.testing.assert_close(out[0, :, 5, 7], torch.tensor(expected))
+    with pytest.raises(ValueError, match="at least 16"):
+        models.ResNetInput(8)
+
+
+def test_resnet18_with_image_size_takes_small_grey_images():
+    model = models.resnet18("scratch", 1, pretrained=False, image_size=16)
+    assert isinstance(model[0], models.ResNetInput) and model(torch.rand(2, 1, 28, 28)).shape == (2, 1)
+    with pytest.raises(ValueError, match="at least 16"):
+        models.resnet18("scratch", 1, pretrained=False, image_size=8)

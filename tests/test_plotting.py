@@ -11,8 +11,9 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from helpers import plotting
-from helpers.experiments import Categorical, LogUniform, run_grid, run_sweep
-from helpers.training import History
+from helpers.experiments import run_grid
+from helpers.sweeps import Categorical, LogUniform, run_sweep
+from helpers.record import History
 
 
 def make_history(lr: float = 0.1, seed: int = 0, epochs: int = 4, diverged: bool = False,

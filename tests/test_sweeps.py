@@ -7,8 +7,8 @@ import math
 import pytest
 
 from helpers.config import cache_dir
-from helpers.experiments import Categorical, IntRange, LogUniform, run_sweep, sweep_frame, trial_history
-from helpers.training import History
+from helpers.sweeps import Categorical, IntRange, LogUniform, run_sweep, sweep_frame, trial_history
+from helpers.record import History
 
 SPACE = {"lr": LogUniform(1e-3, 1.0), "width": IntRange(1, 8), "act": Categorical(["relu", "tanh"])}
 
@@ -114,3 +114,14 @@ def test_space_declarations_validate():
         IntRange(5, 1)
     with pytest.raises(ValueError):
         Categorical([])
+
+
+def test_sweep_reports_trained_and_already_finished_trials_to_the_runlog():
+    from helpers import runlog
+
+    runlog.reset()
+    calls: list = []
+    run_sweep(fake_objective(calls), SPACE, n_trials=2, sampler="random", study_name="log", quiet=True)
+    run_sweep(fake_objective(calls), SPACE, n_trials=3, sampler="random", study_name="log", quiet=True)
+    assert runlog.snapshot()["runs"] == {"trained": 3, "cached": 2}
+    runlog.reset()

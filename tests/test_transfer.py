@@ -1,4 +1,4 @@
-"""helpers.transfer (binary task, kit backbone, baselines, ranking) and helpers.features (sin features)."""
+"""helpers.transfer: the binary task, the kit backbone, the baselines and their ranking."""
 from __future__ import annotations
 
 import math
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import features, transfer
+from helpers import transfer
 from helpers.data import FASHION_CLASSES, Split, load_fashion_mnist
-from helpers.training import History
+from helpers.record import History
 
 SIZE = 16  # the smallest image side ResNetInput accepts; keeps every ResNet18 step to milliseconds
 
@@ -36,35 +36,6 @@ def tiny_backbone(tmp_path_factory) -> transfer.Backbone:
         mp.setenv("KIT_PROFILE", "smoke")
         mp.setenv("KIT_CACHE", str(tmp_path_factory.mktemp("backbone-cache")))
         return transfer.kit_backbone(SIZE, train_limit=32, batch_size=32)
-
-
-# --- the sin(α·x) implicit representation ----------------------------------------------------
-def test_sin_features_shape_order_and_values():
-    X = torch.tensor([[1.0, -2.0], [30.0, 45.5], [0.0, 0.0]])
-    out = features.sin_features(X)
-    assert out.shape == (3, 20)
-    alphas = features.DEFAULT_ALPHAS
-    assert alphas == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-    for i in range(3):
-        for j in range(2):  # each coordinate's ten frequencies sit together
-            for k, a in enumerate(alphas):
-                assert out[i, j * 10 + k].item() == pytest.approx(math.sin(a * X[i, j].item()), abs=1e-6)
-    assert torch.all(out[2] == 0)
-
-
-def test_sin_features_numpy_module_and_errors():
-    X = np.random.default_rng(0).uniform(-10, 70, size=(50, 2)).astype(np.float32)
-    out = features.sin_features(X, alphas=[0.5, 2.0])
-    assert isinstance(out, np.ndarray) and out.shape == (50, 4)
-    np.testing.assert_allclose(out[:, 1], np.sin(2.0 * X[:, 0]), atol=1e-5)
-    np.testing.assert_allclose(out[:, 2], np.sin(0.5 * X[:, 1]), atol=1e-5)
-    layer = features.SinFeatures()
-    assert list(layer.parameters()) == []  # fixed frequencies, nothing to learn
-    torch.testing.assert_close(layer(torch.from_numpy(X)), features.sin_features(torch.from_numpy(X)))
-    with pytest.raises(ValueError, match="2-D"):
-        features.sin_features(torch.zeros(5))
-    with pytest.raises(ValueError, match="non-empty"):
-        features.sin_features(X, alphas=[])
 
 
 # --- the binary task ---------------------------------------------------------------------------
@@ -122,16 +93,6 @@ def test_faces_imagefolder_is_found_and_loaded(tmp_path):
 
 
 # --- models and the kit backbone -----------------------------------------------------------------
-def test_resnet_input_replicates_resizes_and_normalises():
-    layer = transfer.ResNetInput(SIZE)
-    out = layer(torch.full((2, 1, 28, 28), 0.5))
-    assert out.shape == (2, 3, SIZE, SIZE)
-    expected = [(0.5 - m) / s for m, s in zip(transfer.IMAGENET_MEAN, transfer.IMAGENET_STD)]
-    torch.testing.assert_close(out[0, :, 5, 7], torch.tensor(expected))
-    with pytest.raises(ValueError, match="at least 16"):
-        transfer.ResNetInput(8)
-
-
 def test_kit_backbone_pretrains_caches_and_transfers(smoke, monkeypatch):
     from helpers.config import cache_dir
 
@@ -149,13 +110,13 @@ def test_kit_backbone_pretrains_caches_and_transfers(smoke, monkeypatch):
     for k, v in backbone.state_dict.items():
         torch.testing.assert_close(again.state_dict[k], v)
     # fine-tune and linear probe start from these weights; a probe trains only its head
-    probe = transfer.build_resnet("linear_probe", backbone, SIZE)
+    probe = transfer._resnet("linear_probe", backbone, SIZE)
     torch.testing.assert_close(probe[1].backbone.conv1.weight, backbone.state_dict["backbone.conv1.weight"])
     assert {n for n, p in probe.named_parameters() if p.requires_grad} == {"1.head.weight", "1.head.bias"}
-    scratch = transfer.build_resnet("scratch", None, SIZE)
+    scratch = transfer._resnet("scratch", None, SIZE)
     assert not torch.equal(scratch[1].backbone.conv1.weight, backbone.state_dict["backbone.conv1.weight"])
     with pytest.raises(ValueError, match="needs a pretrained Backbone"):
-        transfer.build_resnet("finetune", None, SIZE)
+        transfer._resnet("finetune", None, SIZE)
 
 
 def test_pretrained_backbone_falls_back_to_kit_offline(smoke, monkeypatch, tmp_path):
@@ -179,6 +140,7 @@ def test_every_baseline_returns_metrics_and_test_probabilities(tiny_task, tiny_b
             assert 0.0 <= h.final(key) <= 1.0, (name, key)
         assert math.isfinite(h.final("val_loss")) and math.isfinite(h.final("test_loss")), name
         probs = transfer.test_probs(h)
+        assert "test_probs" in h.extras and "test_probs" not in h.config, name
         assert probs.shape == (n_test,) and ((probs >= 0) & (probs <= 1)).all(), name
         # the stored probabilities reproduce the recorded test accuracy
         assert np.mean((probs > 0.5) == tiny_task.test.y.numpy()) == pytest.approx(h.final("test_acc")), name

@@ -1,4 +1,4 @@
-"""Tests for helpers.profiling: warm-up excluded, synchronised clocks, robust summaries, peak memory."""
+"""Tests for helpers.gpu_lab: warm-up excluded, synchronised clocks, robust summaries, Trainer epochs timed."""
 from __future__ import annotations
 
 import math
@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import profiling
-from helpers.profiling import (CPU_KIND, CUDA_KIND, NO_GPU, Timer, Timing, environment_report, measure_epochs,
-                               throughput, time_fn, track_peak_memory, unavailable_record)
+from helpers import device, gpu_lab
+from helpers.data import make_dataloader
+from helpers.device import RSS_KIND
+from helpers.gpu_lab import (NO_GPU, Timer, Timing, environment_report, measure_epochs, throughput, time_fn,
+                             unavailable_record)
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)
 
@@ -91,7 +93,7 @@ def test_timer_waits_for_the_device_before_stopping(monkeypatch):
         if len(synced) == 2:
             time.sleep(0.1)
 
-    monkeypatch.setattr(profiling, "synchronize", slow_sync)
+    monkeypatch.setattr(gpu_lab, "synchronize", slow_sync)
     with Timer("cpu") as t:
         pass
     assert len(synced) == 2, "the timer must synchronise when it starts and when it stops"
@@ -103,21 +105,12 @@ def test_throughput():
     assert math.isnan(throughput(10, 0.0))
 
 
-def test_cpu_peak_memory_sees_a_freed_allocation():
-    with track_peak_memory("cpu", interval=0.005) as mem:
-        block = np.ones(200 * 2**20 // 8)  # 200 MB, touched so that it is resident
-        time.sleep(0.05)
-        del block
-    assert mem.kind == CPU_KIND
-    assert mem.increase_mb >= 150, mem
-    assert mem.peak_mb >= mem.increase_mb
-    assert "whole Python process" in mem.note
-
-
 def test_measure_epochs_excludes_warmup_and_learns():
     # One short run first: a process's very first training steps pay one-off costs of their own.
     measure_epochs(tiny_model(), CountingLoader(n_batches=2), device="cpu", epochs=1, warmup_steps=2)
-    loader = CountingLoader(n_batches=4, batch_size=16, slow=3, delay=0.5)
+    # Each warm-up batch sleeps 1.5 s: any of them inside a timed epoch makes that epoch > 1.5 s,
+    # far above a loaded machine's noise (a tiny epoch here takes well under a second).
+    loader = CountingLoader(n_batches=4, batch_size=16, slow=3, delay=1.5)
     model = tiny_model()
     with torch.no_grad():
         before = nn.functional.cross_entropy(model(torch.cat([b[0] for b in loader.batches])),
@@ -126,11 +119,11 @@ def test_measure_epochs_excludes_warmup_and_learns():
     rec = measure_epochs(model, loader, device="cpu", epochs=3, warmup_steps=3, lr=0.05)
     assert loader.given == 3 + 3 * 4, "warm-up steps plus three full epochs"
     assert len(rec["epoch_times"]) == 3
-    assert rec["epoch_time_median"] < 0.5, "the slow warm-up batches were timed"
+    assert max(rec["epoch_times"]) < 1.4, "a slow warm-up batch was timed"
     assert rec["images_per_epoch"] == 64
     assert rec["images_per_s"] == pytest.approx(64 / rec["epoch_time_median"])
     assert rec["epoch_time_spread"] >= 0
-    assert rec["peak_mem_kind"] == CPU_KIND and rec["peak_mem_mb"] > 0
+    assert rec["peak_mem_kind"] == RSS_KIND and rec["peak_mem_mb"] > 0
     assert rec["final_loss"] < before, "training did not reduce the loss"
     assert rec["device"] == "cpu" and rec["batch_size"] == 16 and rec["amp_dtype"] == "float32"
 
@@ -161,30 +154,14 @@ def test_environment_report_keys():
 @pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="this machine has a GPU")
 def test_no_gpu_is_reported_not_faked(monkeypatch):
     monkeypatch.delenv("KIT_DEVICE", raising=False)
-    assert profiling.accelerator() is None
+    assert device.accelerator() is None
     assert environment_report()["gpu"] == NO_GPU
-    with pytest.raises(ValueError, match="no GPU"):
+    with pytest.raises(ValueError, match="CUDA is not available"):
         Timer("cuda")
-    with pytest.raises(ValueError, match="no GPU"):
+    with pytest.raises(ValueError, match="CUDA is not available"):
         measure_epochs(tiny_model(), CountingLoader(), device="cuda")
     rec = unavailable_record("MediumNet on GPU", batch_size=64)
     assert rec["note"] == NO_GPU and rec["batch_size"] == 64 and math.isnan(rec["epoch_time_median"])
-
-
-def test_kit_device_cpu_means_no_accelerator(monkeypatch):
-    monkeypatch.setenv("KIT_DEVICE", "cpu")
-    assert profiling.accelerator() is None
-
-
-@needs_cuda
-def test_cuda_peak_memory_is_reset_per_run():
-    big = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")  # 256 MB peak before the run
-    del big
-    with track_peak_memory("cuda") as mem:
-        small = torch.empty(16 * 2**20, dtype=torch.uint8, device="cuda")
-        del small
-    assert mem.kind == CUDA_KIND
-    assert 15 <= mem.increase_mb < 64, "the earlier 256 MB peak leaked in: the stats were not reset"
 
 
 @needs_cuda
@@ -197,14 +174,19 @@ def test_cuda_timer_waits_for_kernels():
 
 
 def test_cap_workers_drops_counts_above_the_cores():
-    kept, note = profiling.cap_workers([0, 2, 4, 8], cores=2)
+    kept, note = gpu_lab.cap_workers([0, 2, 4, 8], cores=2)
     assert kept == [0, 2]
     assert "4, 8" in note and "2 CPU cores" in note
-    assert profiling.cap_workers([0, 2], cores=4) == ([0, 2], "")
+    assert gpu_lab.cap_workers([0, 2], cores=4) == ([0, 2], "")
 
 
-def test_make_dataloader_limits_and_batches():
-    data = torch.utils.data.TensorDataset(torch.randn(50, 3, 4, 4), torch.arange(50))
-    loader = profiling.make_dataloader(data, batch_size=8, limit=20, shuffle=True, seed=1)
-    seen = torch.cat([yb for _, yb in loader])
-    assert len(loader) == 3 and sorted(seen.tolist()) == list(range(20))
+def test_measure_epochs_times_the_trainers_own_epochs(monkeypatch):
+    # The lab has no loop of its own: every timed step is Trainer.train_step.
+    from helpers.training import Trainer
+
+    steps = []
+    original = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self, *a: steps.append(1) or original(self, *a))
+    data = torch.utils.data.TensorDataset(torch.randn(40, 3, 4, 4), torch.arange(40) % 2)
+    rec = measure_epochs(tiny_model(), make_dataloader(data, batch_size=8), device="cpu", epochs=2, warmup_steps=3)
+    assert len(steps) == 3 + 2 * 5 and rec["images_per_epoch"] == 40 and rec["loader"] == "DataLoader"

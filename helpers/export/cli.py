@@ -19,20 +19,19 @@ still export, a summary table lists every notebook, and the exit code is 1 if an
 Routes
 ------
 ``webpdf`` (default): nbconvert's HTML printed by an installed Chrome/Chromium
-(``helpers.export_browser.KitWebPDFExporter``; set ``CHROMIUM_PATH`` to choose one; Debian/Ubuntu:
+(``helpers.export.browser.KitWebPDFExporter``; set ``CHROMIUM_PATH`` to choose one; Debian/Ubuntu:
 ``scripts/setup_pdf_tools.sh``).  Formulas are typeset by a local MathJax, offline.
 
 ``latex``: nbconvert's ``--to pdf`` (``xelatex`` and ``pandoc`` must be installed).  Its limits:
 HTML outputs (pandas tables) print as their plain-text form, widgets and JavaScript outputs are
 lost, SVG figures need ``inkscape``, and LaTeX errors in markdown math stop the export.
 
-Either way, outputs are tidied first (``helpers.export_tidy``): progress bars print as their
+Either way, outputs are tidied first (``helpers.export.tidy``): progress bars print as their
 final state and outputs over ~60 lines / 10,000 characters are trimmed with a note.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
@@ -41,33 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from pypdf import PdfReader, PdfWriter
 
-from helpers.config import get_profile
-from helpers.export_browser import KitWebPDFExporter, find_browser, local_mathjax_url, playwright_browser
-from helpers.export_tidy import tidy_notebook, trim_text
-
-__all__ = [
-    "ExportResult", "NotebookFailed", "KitWebPDFExporter", "execute_notebook", "export_notebook",
-    "export_notebooks", "merge_pdfs", "summary_table", "find_browser", "playwright_browser",
-    "local_mathjax_url", "tidy_notebook", "trim_text", "main",
-]
+from ..config import get_profile
+from .browser import KitWebPDFExporter
+from .execute import DEFAULT_TIMEOUT, NotebookFailed, execute_notebook
+from .tidy import tidy_notebook
 
 MERGED_NAME = "all-sheets.pdf"
-DEFAULT_TIMEOUT = 1800
 ROUTES = ("webpdf", "latex")
-SOURCE_LINES = 3
-
-
-class NotebookFailed(RuntimeError):
-    """A notebook could not be executed; the message says where and why."""
-
-    def __init__(self, message: str, partial: NotebookNode | None = None):
-        super().__init__(message)
-        self.partial = partial  # the notebook as far as it ran, traceback included
 
 
 @dataclass
@@ -85,34 +67,6 @@ class ExportResult:
     def ok(self) -> bool:
         """Whether the PDF was written."""
         return self.error is None and self.pdf is not None
-
-
-def execute_notebook(path: Path, profile: str | None = None, timeout: int = DEFAULT_TIMEOUT,
-                     kernel_name: str = "python3") -> NotebookNode:
-    """Run every cell of the notebook at ``path`` (cwd its folder, KIT_PROFILE set) and return it."""
-    path = Path(path)
-    nb = nbformat.read(path, as_version=4)
-    env = {**os.environ, "KIT_PROFILE": get_profile(profile),
-           # Silences debugpy's frozen-modules warning that would otherwise flood the terminal.
-           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
-                            resources={"metadata": {"path": str(path.parent.resolve())}})
-    try:
-        client.execute(env=env)
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
-        raise NotebookFailed(describe_failure(path, nb, error), partial=nb) from error
-    return nb
-
-
-def describe_failure(path: Path, nb: NotebookNode, error: Exception) -> str:
-    """Name the notebook, the failing cell (number, first source lines) and the error."""
-    index = _failing_cell(nb)
-    summary = _error_summary(nb, index, error)
-    if index is None:
-        return f"{path}: execution failed: {summary}"
-    source = nb.cells[index].source.splitlines()[:SOURCE_LINES]
-    shown = "\n".join(f"    | {line}" for line in source)
-    return f"{path}: cell {index + 1} of {len(nb.cells)} failed: {summary}\n{shown}"
 
 
 def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, execute: bool = True,
@@ -272,22 +226,4 @@ def _check_route(via: str) -> None:
         raise ValueError(f"Unknown export route {via!r}; choose one of {', '.join(ROUTES)}.")
 
 
-def _failing_cell(nb: NotebookNode) -> int | None:
-    """Index of the first code cell holding an error output (where execution stopped)."""
-    for index, cell in enumerate(nb.cells):
-        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
-            return index
-    return None
 
-
-def _error_summary(nb: NotebookNode, index: int | None, error: Exception) -> str:
-    """'Type: message' of the error, from the cell's error output where there is one."""
-    if index is not None:
-        out = next(o for o in nb.cells[index].outputs if o.get("output_type") == "error")
-        return f"{out.get('ename')}: {out.get('evalue')}"
-    # A timeout or a dead kernel leaves no error output; nbclient's message previews the cell.
-    return f"{type(error).__name__}: {trim_text(str(error).strip(), max_lines=12)}"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from nbconvert.exporters.webpdf import WebPDFExporter
 from traitlets import Bool, Float, Unicode, default
 
-from helpers.export_tidy import tidy_notebook
+from .tidy import tidy_notebook
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode

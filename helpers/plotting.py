@@ -19,6 +19,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from .record import EPOCH_FIELDS, History, trial_history
+from . import style
+from .style import fit_figsize  # importing helpers.style applies the kit's figure style to every figure
 
 if TYPE_CHECKING:
     import optuna
@@ -34,7 +36,7 @@ PANEL = (5.0, 3.6)  # inches per subplot: readable on a PDF page, two side by si
 # --- Small shared helpers ---------------------------------------------------------------------
 def _figure(nrows: int = 1, ncols: int = 1, panel: tuple[float, float] = PANEL, **kwargs) -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure with a 2-D array of axes."""
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    fig = Figure(figsize=fit_figsize(panel[0] * ncols, panel[1] * nrows), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
@@ -50,15 +52,13 @@ def _finish(ax, title: str | None = None, xlabel: str | None = None, ylabel: str
     if ylabel:
         ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if legend and ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", title=legend_title, **legend_kwargs)
+    if legend:
+        style.legend(ax, fontsize="small", title=legend_title, **legend_kwargs)
 
 
 def _colors(n: int) -> list:
-    """n distinguishable qualitative colours: tab10, tab20, or tab20+tab20b+tab20c for many classes."""
-    names = ["tab10"] if n <= 10 else ["tab20"] if n <= 20 else ["tab20", "tab20b", "tab20c"]
-    palette = [c for name in names for c in mpl.colormaps[name].colors]
-    return [palette[i % len(palette)] for i in range(n)]
+    """n distinguishable qualitative colours (the kit palette; see helpers.style)."""
+    return style.colors(n)
 
 
 def _metric_name(key: str) -> str:
@@ -405,7 +405,7 @@ def plot_heatmap(mean: pd.DataFrame, std: pd.DataFrame | None = None, title: str
             text += f"\n± {std.to_numpy(dtype=float)[i, j]:{fmt}}"
         # Dark text on light cells and vice versa.
         light = not np.isfinite(v) or np.mean(colormap(norm(v))[:3]) > 0.5
-        ax.text(j, i, text, ha="center", va="center", fontsize=8 if nrows * ncols <= 48 else 6,
+        ax.text(j, i, text, ha="center", va="center", fontsize=8,
                 color="black" if light else "white")
     ax.set_xticks(range(ncols), [str(c) for c in mean.columns])
     ax.set_yticks(range(nrows), [str(r) for r in mean.index])
@@ -447,7 +447,7 @@ def plot_bars(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: s
         positions = np.arange(len(categories)) + (k - (len(groups) - 1) / 2) * width
         bars = ax.bar(positions, stats["mean"], width, yerr=stats["std"] if (stats["std"] > 0).any() else None,
                       color=color, label=None if hue is None else str(value), capsize=3)
-        ax.bar_label(bars, fmt="%.3g", fontsize=7)
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
     ax.set_xticks(range(len(categories)), [str(c) for c in categories])
     _finish(ax, title or f"{y} per {x}", x, ylabel or y, legend_title=hue)
     return fig

@@ -257,3 +257,47 @@ def test_param_effects_give_the_direction_of_each_hyperparameter(check):
     assert plotting.param_effects(study, metric="val_acc").loc["lr", "spearman with val_acc"] == pytest.approx(1.0)
     fig = check(plotting.plot_param_importances(study))
     assert "-1.00" in _texts(fig)
+
+
+def test_kit_style_sizes_figures_for_a4_and_tells_ten_lines_apart():
+    import matplotlib as mpl
+
+    from helpers import plotting, style   # noqa: F401  (importing plotting applies the style)
+
+    assert mpl.rcParams["font.size"] >= 8 and mpl.rcParams["legend.fontsize"] >= 8
+    assert mpl.rcParams["figure.figsize"][0] <= style.MAX_WIDTH_IN
+    cycle = list(mpl.rcParams["axes.prop_cycle"])
+    assert len({(c["color"], c["linestyle"]) for c in cycle}) == len(cycle) == 10
+    assert len(set(style.colors(10))) == 10 and len(set(map(str, style.colors(25)))) >= 20
+    assert style.fit_figsize(20.0, 3.6) == (style.MAX_WIDTH_IN, 3.6 * style.MIN_HEIGHT_SCALE)
+    assert style.fit_figsize(5.0, 3.6) == (5.0, 3.6)
+
+
+def test_wide_multi_panel_figure_is_capped_at_the_text_width():
+    from helpers import style
+    from helpers.plotting import _figure
+
+    fig, axes = _figure(1, 4)
+    assert axes.shape == (1, 4)
+    assert fig.get_size_inches()[0] <= style.MAX_WIDTH_IN
+
+
+def test_long_legend_goes_beside_the_axes():
+    from matplotlib.figure import Figure
+
+    from helpers import style
+
+    fig = Figure(layout="constrained")
+    long_ax, short_ax = fig.subplots(1, 2)
+    for i in range(8):
+        long_ax.plot([0, 1], [i, i], label=f"line {i}")
+    short_ax.plot([0, 1], [0, 1], label="one line")
+    style.legend(long_ax)
+    style.legend(short_ax)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    # Eight entries: the legend starts right of the axes; one entry: it stays inside them.
+    assert long_ax.get_legend().get_window_extent(renderer).x0 >= long_ax.get_window_extent(renderer).x1
+    assert short_ax.get_legend().get_window_extent(renderer).x1 <= short_ax.get_window_extent(renderer).x1

@@ -227,6 +227,38 @@ def test_sweep_plots(check, study):
     assert sum(bar.get_width() for bar in fig.axes[0].patches) == pytest.approx(1.0)
 
 
+def test_trial_curves_call_the_highest_accuracy_best(check, study):
+    # For accuracy the best trial is the one with the *highest* final value, whatever the study minimised.
+    fig = check(plotting.plot_trial_curves(study, metric="val_acc"))
+    finished = [t for t in study.trials if t.state.name == "COMPLETE" and not t.user_attrs["diverged"]]
+    best = max(finished, key=lambda t: t.user_attrs["history"]["val_acc"][-1])
+    labels = [line.get_label() for line in fig.axes[0].lines if "best" in line.get_label()]
+    assert labels == [f"best (trial {best.number})"]
+    fig = check(plotting.plot_trial_curves(study, metric=("train_loss", "val_loss", "val_acc")))
+    curve_axes = [ax for ax in fig.axes if ax.lines]
+    assert len(curve_axes) == 3 and all(len(ax.lines) == 8 for ax in curve_axes)
+
+
+def test_param_effects_give_the_direction_of_each_hyperparameter(check):
+    def objective(params, number):  # the loss falls with lr; batch size does nothing
+        return make_history(params["lr"] * 10)
+
+    space = {"lr": LogUniform(1e-3, 1.0), "batch_size": Categorical([32, 64, 128])}
+    study = run_sweep(objective, space, n_trials=12, sampler="random", storage="memory", seed=0, quiet=True)
+    effects = plotting.param_effects(study)
+    assert effects.loc["lr", "spearman with val_loss"] == pytest.approx(-1.0)
+    from scipy.stats import spearmanr
+
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    expected = spearmanr([t.params["batch_size"] for t in done], [t.value for t in done]).statistic
+    assert effects.loc["batch_size", "spearman with val_loss"] == pytest.approx(expected)
+    assert effects.loc["lr", "importance"] > effects.loc["batch_size", "importance"]
+    # Accuracy rises with lr, so its correlation has the opposite sign.
+    assert plotting.param_effects(study, metric="val_acc").loc["lr", "spearman with val_acc"] == pytest.approx(1.0)
+    fig = check(plotting.plot_param_importances(study))
+    assert "-1.00" in _texts(fig)
+
+
 def test_kit_style_sizes_figures_for_a4_and_tells_ten_lines_apart():
     import matplotlib as mpl
 

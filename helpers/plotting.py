@@ -193,14 +193,14 @@ def plot_runs(runs: dict[str, History] | pd.DataFrame, y: str | None = None, x: 
             ax.fill_between(xs[:len(mean)], mean - std, mean + std, color=color, alpha=0.2, lw=0)
     if logy:
         ax.set_yscale("log")
-    if logx:
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks crowd a short log axis
     name = _metric_name(y)
     xlabel = "optimisation step" if x == "step" else "epoch"
     legend_title = ", ".join([hue] if isinstance(hue, str) else hue) if hue else None
     _finish(ax, title or f"{name[0].upper()}{name[1:]} per {xlabel}", xlabel,
             name + (f" (moving average of {smooth})" if smooth and smooth > 1 else ""), legend_title=legend_title)
+    if logx:  # after _finish, whose integer step locator would otherwise replace the log one
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks crowd a short log axis
     return fig
 
 

@@ -234,6 +234,9 @@ def test_plot_runs_per_epoch_metric_against_steps(check):
     line = fig.axes[0].lines[0]
     assert list(line.get_xdata()) == [10, 20, 30, 40] and list(line.get_ydata()) == history.val_acc
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_ylabel() == "validation accuracy"
+    from matplotlib.ticker import LogLocator
+
+    assert isinstance(fig.axes[0].xaxis.get_major_locator(), LogLocator), "the step axis keeps its log ticks"
 
 
 def test_grad_norms_wrap_into_rows_that_fit_a_page_and_name_zero_panels(check):

@@ -536,6 +536,29 @@ def _read_europe_csv(path: Path) -> Split:
     return Split(X, torch.tensor(labels.to_numpy(np.int64)))
 
 
+# The CSVs carry integer labels only. Our reading: they number the 33 countries in alphabetical order of their
+# English names (13 = Great Britain, i.e. the United Kingdom). ``capital_labels`` tests it on the data itself.
+EUROPE_COUNTRIES: list[str] = [
+    "Albania", "Austria", "Belarus", "Belgium", "Bosnia and Herzegovina", "Bulgaria", "Croatia", "Czechia",
+    "Denmark", "Estonia", "Finland", "France", "Germany", "Great Britain", "Greece", "Hungary", "Ireland", "Italy",
+    "Latvia", "Lithuania", "Moldova", "Montenegro", "Netherlands", "Norway", "Poland", "Portugal", "Romania",
+    "Serbia", "Slovakia", "Slovenia", "Spain", "Sweden", "Ukraine"]
+# (longitude, latitude) of each country's capital, in the same order.
+EUROPE_CAPITALS: list[tuple[float, float]] = [
+    (19.82, 41.33), (16.37, 48.21), (27.56, 53.90), (4.35, 50.85), (18.41, 43.86), (23.32, 42.70), (15.98, 45.81),
+    (14.44, 50.08), (12.57, 55.68), (24.75, 59.44), (24.94, 60.17), (2.35, 48.86), (13.40, 52.52), (-0.13, 51.51),
+    (23.73, 37.98), (19.04, 47.50), (-6.26, 53.35), (12.50, 41.90), (24.11, 56.95), (25.28, 54.69), (28.86, 47.01),
+    (19.26, 42.44), (4.90, 52.37), (10.75, 59.91), (21.01, 52.23), (-9.14, 38.72), (26.10, 44.43), (20.46, 44.79),
+    (17.11, 48.15), (14.51, 46.06), (-3.70, 40.42), (18.07, 59.33), (30.52, 50.45)]
+
+
+def capital_labels(split: Split, k: int = 15) -> list[int]:
+    """The most common label among the ``k`` points nearest each capital of EUROPE_CAPITALS."""
+    capitals = torch.tensor(EUROPE_CAPITALS, dtype=split.X.dtype)
+    nearest = torch.cdist(capitals, split.X).topk(min(k, len(split)), largest=False).indices
+    return [int(torch.mode(split.y[idx]).values) for idx in nearest]
+
+
 def load_europe(root: str | Path | None = None) -> Splits:
     """Load the Europe countries CSVs: X float32 (N, 2) columns [long, lat], y int64 in 0..32."""
     folder = _europe_folder(root)

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from .record import EPOCH_FIELDS, History, trial_history
 from . import style
@@ -31,6 +31,7 @@ SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 METRIC_NAMES = {"loss": "loss", "acc": "accuracy", "lr": "learning rate", "time": "time per epoch (s)",
                 "peak_mem": "peak memory (MiB)", "step_loss": "training loss"}
 PANEL = (5.0, 3.6)  # inches per subplot: readable on a PDF page, two side by side
+PAGE_WIDTH = 6.5  # inches of an A4 page's text width: a wider figure is shrunk, and its text with it
 
 
 # --- Small shared helpers ---------------------------------------------------------------------
@@ -113,7 +114,7 @@ def plot_history(history: History, metrics: str | Sequence[str] = ("loss", "acc"
                if any(np.isfinite(_finite(getattr(history, f"{s}_{m}", []))).any() for s in SPLITS)]
     if not present:
         raise ValueError(f"The History has no finite values for metrics {metrics}; allowed: 'loss', 'acc'.")
-    fig, axes = _figure(1, len(present))
+    fig, axes = _figure(1, len(present), panel=(min(PANEL[0], PAGE_WIDTH / len(present)), 3.0))
     for ax, metric in zip(axes[0], present):
         for split, name in SPLITS.items():
             values = _finite(getattr(history, f"{split}_{metric}"))
@@ -146,24 +147,35 @@ def _run_groups(runs: dict[str, History] | pd.DataFrame,
 
 
 def _series(history: History, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
-    """x and y values of one run: per epoch, or the per-step training loss."""
-    if x == "step":
-        return np.arange(1, len(history.step_loss) + 1), _finite(history.step_loss)
-    if x != "epoch":
-        raise ValueError(f"x must be 'epoch' or 'step', got {x!r}.")
-    if y not in EPOCH_FIELDS:
-        raise ValueError(f"Unknown per-epoch metric y={y!r}; choose one of {', '.join(EPOCH_FIELDS)}.")
-    return np.asarray(history.epoch, dtype=float), _finite(getattr(history, y))
+    """x and y values of one run: per epoch, or against optimisation steps.
 
-
-def plot_runs(runs: dict[str, History] | pd.DataFrame, y: str = "val_loss", x: str = "epoch",
-              hue: str | Sequence[str] | None = None, title: str | None = None, logy: bool = False,
-              smooth: int | None = None) -> Figure:
-    """Several runs on one axes: ``y`` per epoch, or (``x="step"``) the loss of every optimisation step.
-
-    Runs sharing a ``hue`` value (repeats) are drawn as mean ± std. ``smooth`` is a moving-average
-    window, useful for noisy step losses.
+    With ``x="step"``, ``y="step_loss"`` gives the loss of every step, and a per-epoch metric is placed at
+    the step that ended its epoch (so runs with different batch sizes share one axis).
     """
+    if x not in ("epoch", "step"):
+        raise ValueError(f"x must be 'epoch' or 'step', got {x!r}.")
+    if x == "step" and y == "step_loss":
+        return np.arange(1, len(history.step_loss) + 1), _finite(history.step_loss)
+    if y not in EPOCH_FIELDS:
+        raise ValueError(f"Unknown per-epoch metric y={y!r}; choose one of {', '.join(EPOCH_FIELDS)}"
+                         + (" or 'step_loss'." if x == "step" else "."))
+    values = _finite(getattr(history, y))
+    if x == "epoch":
+        return np.asarray(history.epoch, dtype=float), values
+    steps_per_epoch = len(history.step_loss) / max(len(history.epoch), 1)
+    return steps_per_epoch * np.arange(1, len(values) + 1), values
+
+
+def plot_runs(runs: dict[str, History] | pd.DataFrame, y: str | None = None, x: str = "epoch",
+              hue: str | Sequence[str] | None = None, title: str | None = None, logy: bool = False,
+              smooth: int | None = None, logx: bool = False) -> Figure:
+    """Several runs on one axes: ``y`` (default ``val_loss``) per epoch, or against optimisation steps.
+
+    With ``x="step"`` the default ``y`` is the loss of every step; a per-epoch ``y`` is drawn at the
+    step that ended each epoch. Runs sharing a ``hue`` value (repeats) are drawn as mean ± std.
+    ``smooth`` is a moving-average window, useful for noisy step losses.
+    """
+    y = y or ("step_loss" if x == "step" else "val_loss")
     groups = _run_groups(runs, hue)
     if not groups:
         raise ValueError("No runs with a History to plot.")
@@ -175,37 +187,57 @@ def plot_runs(runs: dict[str, History] | pd.DataFrame, y: str = "val_loss", x: s
         mean, std = _nan_mean_std(ys)
         if any(h.diverged for h in histories):
             label += " (diverged)" if len(histories) == 1 else f" ({sum(h.diverged for h in histories)} diverged)"
-        ax.plot(xs[:len(mean)], mean, color=color, label=label, lw=1.5)
+        ax.plot(xs[:len(mean)], mean, color=color, label=label, lw=1.5, marker="o" if len(mean) <= 20 else None,
+                ms=3)
         if len(histories) > 1:
             ax.fill_between(xs[:len(mean)], mean - std, mean + std, color=color, alpha=0.2, lw=0)
     if logy:
         ax.set_yscale("log")
-    name = _metric_name("step_loss" if x == "step" else y)
+    name = _metric_name(y)
     xlabel = "optimisation step" if x == "step" else "epoch"
     legend_title = ", ".join([hue] if isinstance(hue, str) else hue) if hue else None
     _finish(ax, title or f"{name[0].upper()}{name[1:]} per {xlabel}", xlabel,
             name + (f" (moving average of {smooth})" if smooth and smooth > 1 else ""), legend_title=legend_title)
+    if logx:  # after _finish, whose integer step locator would otherwise replace the log one
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks crowd a short log axis
     return fig
 
 
 def plot_grad_norms(histories: History | dict[str, History], layers: Sequence[str] | None = None,
-                    title: str | None = None) -> Figure:
-    """Per-layer gradient norms over epochs (log scale); several histories side by side, shared y axis."""
+                    title: str | None = None, ncols: int = 2) -> Figure:
+    """Per-layer gradient norms over epochs (log scale): one panel per history, ``ncols`` to a row, shared y axis.
+
+    A panel whose gradients are all exactly zero says so (a log axis cannot draw zeros).
+    """
     histories = {"": histories} if isinstance(histories, History) else dict(histories)
     if not any(h.grad_norms for h in histories.values()):
         raise ValueError("No gradient norms recorded; train with fit(..., track_grad_norms=True).")
-    fig, axes = _figure(1, len(histories), sharey=True)
-    for ax, (name, history) in zip(axes[0], histories.items()):
+    ncols = max(1, min(ncols, len(histories)))
+    nrows = math.ceil(len(histories) / ncols)
+    # 3.2 in per panel: two panels side by side fit an A4 text width (about 6.5 in).
+    fig, axes = _figure(nrows, ncols, panel=(3.2, 2.4), sharey=True, sharex=True)
+    for ax in axes.flat[len(histories):]:
+        ax.axis("off")
+    for ax, (name, history) in zip(axes.flat, histories.items()):
         names = [layer for layer in (layers or history.grad_norms) if layer in history.grad_norms]
         # Layers are ordered input to output, so a sequential colormap shows depth.
         colors = mpl.colormaps["viridis"](np.linspace(0, 0.9, max(len(names), 1)))
+        drawn = False
         for layer, color in zip(names, colors):
             values = _finite(history.grad_norms[layer])
             values[values <= 0] = np.nan  # log scale
+            drawn |= bool(np.isfinite(values).any())
             ax.plot(np.arange(1, len(values) + 1), values, color=color, marker="o", ms=2, label=layer)
+        if not drawn:
+            ax.text(0.5, 0.5, "every gradient is exactly 0", transform=ax.transAxes, ha="center", va="center",
+                    fontsize=8, color="darkred")
         ax.set_yscale("log")
-        _finish(ax, name or None, "epoch", "mean squared gradient norm" if ax is axes[0, 0] else None,
-                ncol=2 if len(names) > 8 else 1)
+        first_column = ax in axes[:, 0]
+        _finish(ax, name or None, "epoch" if ax in axes[-1] else None,
+                "mean squared grad. norm" if first_column else None, legend=False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize="small", title="weights of")
     fig.suptitle(title or "Gradient norm per layer")
     return fig
 
@@ -234,21 +266,26 @@ def _predict_points(model, points: np.ndarray, feature_fn=None, chunk: int = 65_
     return torch.cat(preds).numpy()
 
 
-def _label_regions(ax, xx: np.ndarray, yy: np.ndarray, pred: np.ndarray, names: list[str]) -> None:
-    """Write each class name inside its predicted region (at the region's cell nearest its centre)."""
-    for cls in np.unique(pred):
+def _label_regions(ax, xx: np.ndarray, yy: np.ndarray, pred: np.ndarray, names: list[str], top: int) -> None:
+    """Write the class name inside each of the ``top`` largest predicted regions (at the cell nearest its centre)."""
+    classes, area = np.unique(pred, return_counts=True)
+    for cls in classes[np.argsort(area)[::-1][:top]]:
         rows, cols = np.nonzero(pred == cls)
         px, py = xx[rows, cols], yy[rows, cols]
         i = np.argmin((px - px.mean()) ** 2 + (py - py.mean()) ** 2)
-        ax.text(px[i], py[i], names[cls], ha="center", va="center", fontsize=7,
+        ax.text(px[i], py[i], names[cls], ha="center", va="center", fontsize=8,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0})
 
 
 def plot_decision_boundary(model: torch.nn.Module, X: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
                            class_names: Sequence[str] | None = None, title: str | None = None,
                            xlabel: str = "x1", ylabel: str = "x2", resolution: int = 300,
-                           feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Figure:
-    """Predicted class regions of a 2-D classifier with the data on top (regions labelled for many classes)."""
+                           feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                           label_top: int = 18) -> Figure:
+    """Predicted class regions of a 2-D classifier with the data on top.
+
+    Up to 12 classes get a legend; with more, the ``label_top`` largest regions are named on the map.
+    """
     X, y = _numpy(X).astype(float), _numpy(y).astype(int).ravel()
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"X must have shape (N, 2) (two input features); got {X.shape}.")
@@ -259,7 +296,7 @@ def plot_decision_boundary(model: torch.nn.Module, X: np.ndarray | torch.Tensor,
     n = len(class_names) if class_names is not None else int(max(y.max(), pred.max())) + 1
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
     cmap = ListedColormap(_colors(n))
-    fig, axes = _figure(panel=(7.0, 5.5) if n > 12 else (5.5, 4.5))
+    fig, axes = _figure(panel=(6.4, 5.0) if n > 12 else (5.5, 4.5))  # at most an A4 text width
     ax = axes[0, 0]
     style = {"cmap": cmap, "vmin": -0.5, "vmax": n - 0.5}
     ax.imshow(pred, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", alpha=0.35,
@@ -270,8 +307,8 @@ def plot_decision_boundary(model: torch.nn.Module, X: np.ndarray | torch.Tensor,
     if n <= 12:
         handles = [Patch(color=c, label=name) for c, name in zip(_colors(n), names)]
         ax.legend(handles=handles, fontsize="small", title="class", loc="best")
-    else:  # a 33-entry legend is unreadable; name the regions instead
-        _label_regions(ax, xx, yy, pred, names)
+    else:  # a 33-entry legend is unreadable; name the largest regions instead
+        _label_regions(ax, xx, yy, pred, names, label_top)
     _finish(ax, title or f"Decision boundary (accuracy on these points {accuracy:.1%})", xlabel, ylabel,
             legend=False)
     return fig

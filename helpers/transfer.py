@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from . import config, store
 from .data import FASHION_CLASSES, Split, load_fashion_mnist
 from .device import get_device
-from .models import PretrainedUnavailable, resnet18
+from .models import PretrainedUnavailable, imagenet_weights_path, resnet18
 from .record import History
 from .training import Loader, fit, predict
 
@@ -30,6 +30,7 @@ FACES_DIRS: tuple[str, ...] = ("real-vs-fake", "real_vs_fake", "faces")
 FACES_CLASSES: list[str] = ["fake", "real"]  # ImageFolder sorts class folders: fake = 0, real = 1
 TORCH_BASELINES: tuple[str, ...] = ("scratch", "linear_probe", "finetune")
 BASELINES: tuple[str, ...] = ("xgboost", *TORCH_BASELINES, "logreg")
+XGBOOST_RESIZE, XGBOOST_CROP = 224, 64  # the course's XGBoost input: Resize(224), CenterCrop(64), then the pixels
 
 
 # --- the binary task ---------------------------------------------------------------------
@@ -235,17 +236,29 @@ def kit_backbone(image_size: int, *, root: str | Path | None = None, exclude: tu
     return Backbone("kit", state, description, val_acc)
 
 
+def _imagenet_failed_marker() -> Path:
+    """A file whose presence says an earlier download of the ImageNet weights failed (delete it to try again)."""
+    return config.cache_dir() / "backbones" / "imagenet-download-failed"
+
+
 def pretrained_backbone(image_size: int, prefer: str = "auto", **kit_kwargs) -> Backbone:
-    """ImageNet weights when they can be loaded (prefer="auto" or "imagenet"), else the kit's own backbone."""
+    """ImageNet weights when they can be loaded (prefer="auto" or "imagenet"), else the kit's own backbone.
+
+    With ``prefer="auto"`` no download is tried (nor its "Downloading ..." line printed) when the weights
+    are not cached and either ``KIT_OFFLINE`` is set or an earlier attempt failed.
+    """
     if prefer not in ("auto", "imagenet", "kit"):
         raise ValueError(f"prefer must be 'auto', 'imagenet' or 'kit'; got {prefer!r}.")
-    if prefer != "kit":
+    known_absent = not imagenet_weights_path().is_file() and (config.offline() or _imagenet_failed_marker().is_file())
+    if prefer == "imagenet" or (prefer == "auto" and not known_absent):
         try:
             resnet18("finetune", 1, pretrained=True)  # loads (and caches) the weights or says why it cannot
             return Backbone("imagenet", None, "torchvision's ResNet18 ImageNet weights (IMAGENET1K_V1)")
         except PretrainedUnavailable:
             if prefer == "imagenet":
                 raise
+            if not config.offline():
+                store.write_text(_imagenet_failed_marker(), "delete this file to try the download again\n")
     return kit_backbone(image_size, **kit_kwargs)
 
 
@@ -269,11 +282,24 @@ def _one_epoch_history(model_name: str, train: tuple[np.ndarray, np.ndarray], va
     return h
 
 
+def crop_pixels(images: torch.Tensor, resize: int = XGBOOST_RESIZE, crop: int = XGBOOST_CROP) -> np.ndarray:
+    """The course's XGBoost input: each image (N, C, H, W) resized (shorter side), centre-cropped, flattened."""
+    from torchvision.transforms import functional as TF
+
+    return TF.center_crop(TF.resize(images, resize, antialias=True), crop).flatten(1).numpy()
+
+
+def xgboost_pixels(task: BinaryTask, split: str, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``crop_pixels`` of every image of one split (a batch at a time: 224-px copies of all would not fit), and labels."""
+    batches = [(crop_pixels(xb), yb.long().numpy()) for xb, yb in task.loader(split, batch_size)]
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+
+
 def xgboost_baseline(task: BinaryTask, seed: int = 0, **params) -> History:
-    """XGBoost on flattened pixels (default parameters unless ``params`` says otherwise); test probs in extras."""
+    """XGBoost (default parameters unless ``params`` says otherwise) on ``xgboost_pixels``; test probs in extras."""
     from xgboost import XGBClassifier
 
-    (xtr, ytr), (xva, yva), (xte, yte) = (task.arrays(s) for s in ("train", "val", "test"))
+    (xtr, ytr), (xva, yva), (xte, yte) = (xgboost_pixels(task, s) for s in ("train", "val", "test"))
     start = time.perf_counter()
     clf = XGBClassifier(random_state=seed, **params).fit(xtr, ytr)
     seconds = time.perf_counter() - start
@@ -353,15 +379,15 @@ def run_baseline(task: BinaryTask, baseline: str, lr: float | None = None, *, ba
 
 # --- results -------------------------------------------------------------------------------
 def ranking_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """All runs ranked by validation accuracy (ties: lower validation loss), test metrics and History beside."""
+    """All runs ranked by test accuracy as in the course (ties: lower test loss), validation metrics beside."""
     rows = []
     for _, row in runs.iterrows():
         h: History = row["history"]
         rows.append({"baseline": row["baseline"], "lr": row.get("lr", np.nan),
-                     "val_acc": h.final("val_acc"), "val_loss": h.final("val_loss"),
                      "test_acc": h.final("test_acc"), "test_loss": h.final("test_loss"),
+                     "val_acc": h.final("val_acc"), "val_loss": h.final("val_loss"),
                      "time_s": float(np.nansum(h.time)), "history": h})
-    table = pd.DataFrame(rows).sort_values(["val_acc", "val_loss"], ascending=[False, True], kind="stable")
+    table = pd.DataFrame(rows).sort_values(["test_acc", "test_loss"], ascending=[False, True], kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table.reset_index(drop=True)
 

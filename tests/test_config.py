@@ -65,3 +65,11 @@ def test_settings_are_copies_and_unknown_names_fail(monkeypatch):
     assert "__poke__" not in profiles.settings(name, "smoke")
     with pytest.raises(ValueError, match="known experiments"):
         profiles.settings("no.such.experiment")
+
+
+def test_scale_note_names_what_a_profile_changes_from_the_course():
+    assert profiles.scale_note("mlp.lr", "full") == "[full profile] the course's settings"
+    quick = profiles.scale_note("mlp.batch_size", "quick")
+    assert quick.startswith("[quick profile] ") and "epochs 1/2/10/10 (course: 1/10/50/50)" in quick
+    assert "train_limits 10,000/all/all/all (course: all/all/all/all)" in quick
+    assert "batch_sizes" not in quick, "settings equal to the course's are not listed"

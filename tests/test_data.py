@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -324,3 +325,26 @@ def test_split_subset_and_validation():
     with pytest.raises(ValueError, match="as many targets"):
         Split(torch.zeros(3, 2), torch.zeros(4))
     assert "n=50" in repr(split)
+
+
+def test_capital_labels_reads_the_label_nearest_each_capital():
+    # Points scattered round each capital, labelled with the capital's index, plus one stray wrong label
+    # per capital that the majority of the 15 nearest overrules.
+    gen = torch.Generator().manual_seed(0)
+    caps = torch.tensor(data.EUROPE_CAPITALS)
+    X = (caps.repeat_interleave(20, 0) + 0.05 * torch.randn(20 * len(caps), 2, generator=gen)).float()
+    y = torch.arange(len(caps)).repeat_interleave(20)
+    y[::20] = (y[::20] + 1) % len(caps)
+    assert data.capital_labels(data.Split(X, y)) == list(range(len(caps)))
+    shifted = data.Split(X, (y + 1) % len(caps))
+    assert data.capital_labels(shifted) == [(i + 1) % len(caps) for i in range(len(caps))]
+    assert len(data.EUROPE_COUNTRIES) == len(caps) == 33 and data.EUROPE_COUNTRIES == sorted(data.EUROPE_COUNTRIES)
+
+
+def test_europe_labels_are_the_countries_in_alphabetical_order():
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "europe-countries"
+    folder = Path(os.environ.get("KIT_SHARED_DATA", shared)) / "europe-countries"
+    if not (folder / "train.csv").is_file():
+        pytest.skip("the real Europe-countries files are not here")
+    europe = data.load_europe(folder.parent)
+    assert data.capital_labels(europe.train) == list(range(33))

@@ -227,6 +227,51 @@ def test_sweep_plots(check, study):
     assert sum(bar.get_width() for bar in fig.axes[0].patches) == pytest.approx(1.0)
 
 
+def test_plot_runs_per_epoch_metric_against_steps(check):
+    # 40 steps over 4 epochs: the epoch-end points sit at steps 10, 20, 30, 40.
+    history = make_history()
+    fig = check(plotting.plot_runs({"b": history}, x="step", y="val_acc", logx=True))
+    line = fig.axes[0].lines[0]
+    assert list(line.get_xdata()) == [10, 20, 30, 40] and list(line.get_ydata()) == history.val_acc
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_ylabel() == "validation accuracy"
+    from matplotlib.ticker import LogLocator
+
+    assert isinstance(fig.axes[0].xaxis.get_major_locator(), LogLocator), "the step axis keeps its log ticks"
+
+
+def test_grad_norms_wrap_into_rows_that_fit_a_page_and_name_zero_panels(check):
+    zero = make_history()
+    zero.grad_norms = {name: [0.0] * len(values) for name, values in zero.grad_norms.items()}
+    runs = {"plain": zero, "residual": make_history(), "batch norm": make_history(), "both": make_history()}
+    fig = check(plotting.plot_grad_norms(runs, layers=["layer0", "layer2"]))
+    assert fig.get_figwidth() <= 6.5, "two panels to a row fit an A4 text width"
+    drawn = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert len(drawn) == 4 and len({round(ax.get_position().y0, 3) for ax in drawn}) == 2, "2 rows of 2"
+    assert "every gradient is exactly 0" in [t.get_text() for t in drawn[0].texts]
+    assert not drawn[1].texts, "a panel with gradients draws them instead"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["layer0", "layer2"]
+    odd = check(plotting.plot_grad_norms({k: runs[k] for k in list(runs)[:3]}))
+    assert sum(ax.axison for ax in odd.axes) == 3, "the unused fourth panel is hidden"
+
+
+def test_decision_boundary_names_only_the_largest_regions(check):
+    # Class k owns the vertical stripe x in [k, k+1) of width k+1 after the map below: the widest stripes
+    # are the highest classes, so label_top=3 names exactly the last three.
+    edges = np.cumsum(np.arange(1, 15))
+
+    class Stripes(nn.Module):
+        def forward(self, x):
+            k = torch.bucketize(x[:, 0].contiguous(), torch.tensor(edges, dtype=torch.float32), right=True)
+            return nn.functional.one_hot(k.clamp(max=13), 14).float()
+
+    X = torch.stack([torch.linspace(0, edges[-1] - 0.01, 300), torch.zeros(300)], 1)
+    names = [f"c{i}" for i in range(14)]
+    fig = check(plotting.plot_decision_boundary(Stripes(), X, Stripes()(X).argmax(1), names, resolution=200,
+                                                label_top=3))
+    assert sorted(_texts(fig)) == ["c11", "c12", "c13"]
+    assert fig.get_figwidth() <= 6.5
+
+
 def test_trial_curves_call_the_highest_accuracy_best(check, study):
     # For accuracy the best trial is the one with the *highest* final value, whatever the study minimised.
     fig = check(plotting.plot_trial_curves(study, metric="val_acc"))

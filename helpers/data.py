@@ -438,11 +438,11 @@ def cifar10_or_standins() -> tuple[Path, bool]:
     except DataNotFoundError as err:
         reason = _download_reason(err.__cause__).removesuffix(".")
         base, standin = standins.cifar10_full_size_root(), True
-        print(f"CIFAR-10 not found ({reason}): using 50,000 generated stand-in images of the real size and "
-              "format. Timings and memory are valid; losses and accuracies are not.")
+        print(f"CIFAR-10 not found ({reason}).\nUsing 50,000 generated stand-in images of the real size and "
+              "format:\ntimings and memory are valid; losses and accuracies are not.")
         return base, False
     if standin:
-        print("CIFAR-10: small generated stand-ins (smoke profile). Timings, losses and accuracies are not valid.")
+        print("CIFAR-10: small generated stand-ins (smoke profile).\nTimings, losses and accuracies are not valid.")
     else:
         print("CIFAR-10: the real data set.")
     return base, not standin

@@ -347,10 +347,18 @@ class Lab:
         return record
 
 
+    def run(self, settings: dict, device: torch.device | None, **overrides) -> dict:
+        """``measure`` with a profile entry's settings (model, batch_size, train_limit, epochs, warmup_steps,
+        num_workers), any of them overridden by keyword."""
+        keys = ("model", "batch_size", "train_limit", "epochs", "warmup_steps", "num_workers")
+        return self.measure(device=device, **({k: settings[k] for k in keys if k in settings} | overrides))
+
 COLUMNS = {"epoch_time_median": "epoch (s)", "epoch_time_spread": "spread (s)", "images_per_s": "images/s",
            "peak_mem_mb": "peak memory (MB)", "peak_mem_increase_mb": "memory added (MB)", "val_acc": "val. accuracy",
            "batch_size": "batch", "num_workers": "workers", "params": "parameters", "images_per_epoch": "images",
-           "final_loss": "final loss", "cpu_s": "CPU epoch (s)", "gpu_s": "GPU epoch (s)", "speedup": "GPU speedup"}
+           "final_loss": "final loss", "cpu_s": "CPU epoch (s)", "gpu_s": "GPU epoch (s)", "speedup": "GPU speedup",
+           "megabytes": "MB copied", "pageable_s": "pageable (s)", "pinned_s": "pinned (s)",
+           "pageable_gb_s": "pageable GB/s", "pinned_gb_s": "pinned GB/s", "share_of_epoch": "share of epoch"}
 # What an empty cell means, per column; any other missing number is a GPU measurement on a machine without one.
 NA_TEXT = {"val_acc": "real data only"}
 

@@ -7,8 +7,12 @@ PY       := $(VENV)/bin/python
 KIT_PROFILE ?= quick
 NB       ?= $(sort $(wildcard notebooks/[0-9]*.ipynb))
 OUT      ?= build/pdf
+SMOKE_PDF ?= build/smoke-pdf
 VIA      ?= webpdf
 NB_TIMEOUT ?= 300
+SUBMIT   ?= build/submit
+# FORCE=1: execute every sheet even when the export cache holds its run.
+FORCE_FLAG := $(if $(FORCE),--force,)
 
 UNAME_S := $(shell uname -s)
 UNAME_M := $(shell uname -m)
@@ -20,12 +24,14 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install pdf test unit smoke lab bench clean pdf-tools
+.PHONY: help install pdf submit verify reproduce test unit smoke lab bench clean pdf-tools
 
 help:
 	@echo "make pdf    execute every notebook (KIT_PROFILE=$(KIT_PROFILE)) and export build/pdf/*.pdf"
+	@echo "make submit export + one verifiable zip per sheet in $(SUBMIT)/ (make verify checks them)"
+	@echo "make reproduce  run sheets in the full profile, reference tables into docs/REPRODUCTION.md"
 	@echo "make test   unit tests + notebook smoke tests (KIT_PROFILE=smoke)"
-	@echo "make lab    JupyterLab on the notebooks"
+	@echo "make lab    JupyterLab on the notebooks (make lab KIT_PROFILE=smoke for the fast profile)"
 	@echo "make bench  run the benchmarks, results in benchmarks/RESULTS.md"
 	@echo "make clean  remove build/, caches (keeps .venv and data/)"
 
@@ -42,20 +48,37 @@ pdf-tools:
 	bash scripts/setup_pdf_tools.sh
 
 pdf: $(STAMP) pdf-tools
-	KIT_PROFILE=$(KIT_PROFILE) $(PY) -m helpers.export $(NB) --profile $(KIT_PROFILE) --out $(OUT) --via $(VIA)
+	KIT_PROFILE=$(KIT_PROFILE) $(PY) -m helpers.export $(NB) --profile $(KIT_PROFILE) --out $(OUT) --via $(VIA) $(FORCE_FLAG)
+
+submit: $(STAMP) pdf-tools
+	$(PY) -m helpers.export submit $(NB) --profile $(KIT_PROFILE) --out $(OUT) --via $(VIA) --bundles $(SUBMIT) $(FORCE_FLAG)
+
+verify: $(STAMP)
+	$(PY) -m helpers.export verify $(SUBMIT)/*.zip
+
+# The full profile is long on a CPU: NB= picks sheets, e.g. make reproduce NB=notebooks/01_backprop_autodiff.ipynb
+reproduce: $(STAMP) pdf-tools
+	$(PY) -m helpers.export reproduce $(NB) --via $(VIA) $(FORCE_FLAG)
 
 test: unit smoke
 
 unit: $(STAMP) pdf-tools
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
-# Smoke runs use a fresh cache so every notebook really executes its experiments.
-smoke: $(STAMP)
-	tmp=$$(mktemp -d) && KIT_PROFILE=smoke KIT_CACHE=$$tmp $(PY) -m pytest --nbmake --nbmake-timeout=$(NB_TIMEOUT) -q -p no:cacheprovider $(NB); \
+# Smoke runs use a fresh cache so every notebook really executes its experiments. The PDF step
+# then prints them from that cache with --strict (anything wider than the page fails) and checks
+# the PDFs: figures no wider than the text, every code word and table cell found by pdftotext.
+smoke: $(STAMP) pdf-tools
+	tmp=$$(mktemp -d) && export KIT_PROFILE=smoke KIT_CACHE=$$tmp && \
+	$(PY) -m pytest --nbmake --nbmake-timeout=$(NB_TIMEOUT) -q -p no:cacheprovider $(NB) && \
+	$(PY) -m helpers.export $(NB) --profile smoke --strict --out $(SMOKE_PDF) && \
+	KIT_SMOKE_PDF=$(SMOKE_PDF) $(PY) -m pytest -q -p no:cacheprovider tests/test_sheet_pdfs.py; \
 	status=$$?; rm -rf $$tmp; exit $$status
 
+# KIT_PROFILE (and every KIT_* setting) is read when the server starts: restart it to change them.
+# Jupyter refuses to run as root without --allow-root (containers, course VMs).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	KIT_PROFILE=$(KIT_PROFILE) $(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done

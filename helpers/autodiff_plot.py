@@ -4,9 +4,16 @@ The figure is built without pyplot, so a notebook shows it once, as the cell's r
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 from matplotlib.figure import Figure
 
 from .autodiff import Var, topological_order
+
+if TYPE_CHECKING:
+    from .data import Splits
+    from .record import History
 
 _COLORS = {"leaf": "#dbe9f6", "op": "#fde7c8", "root": "#d5f0d5"}
 
@@ -135,4 +142,22 @@ def draw_graph(root: Var, title: str | None = None, show_local: bool = True, max
                 ax.text(*to_data.transform((lx, ly)), f"∂={edges[(id(parent), id(node))]:.3g}",
                         ha="center", va="center", fontsize=8, color="0.2", zorder=2,
                         bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+    return fig
+
+
+def plot_var_fit(history: "History", data: "Splits", xs: np.ndarray, curve: np.ndarray, title: str) -> Figure:
+    """One Var network on 1-D data: its training and validation loss per epoch, and the function it fitted."""
+    fig = Figure(figsize=(6.5, 2.5), layout="constrained")
+    loss_ax, fit_ax = fig.subplots(1, 2)
+    loss_ax.plot(history.epoch, history.train_loss, label="training")
+    loss_ax.plot(history.epoch, history.val_loss, label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="summed squared loss", yscale="log")
+    fit_ax.scatter(data.train.X[:, 0], data.train.y[:, 0], s=6, label="training points")
+    fit_ax.scatter(data.val.X[:, 0], data.val.y[:, 0], s=6, marker="x", lw=0.6, label="validation points")
+    fit_ax.plot(xs, curve, color="black", lw=1.2, label="network")
+    fit_ax.set(xlabel="x (standardised)", ylabel="y (standardised)")
+    for ax in (loss_ax, fit_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -113,12 +113,25 @@ class Checkpoint(_Monitor):
                         "epoch": trainer.epoch, "monitor": self.monitor, "value": float(value)})
 
 
+class CheckpointError(ValueError):
+    """A file given as a checkpoint is not one that Checkpoint wrote."""
+
+
 def load_checkpoint(model: nn.Module, path: str | Path, optimizer: torch.optim.Optimizer | None = None) -> dict:
     """Load a Checkpoint file into ``model`` (and ``optimizer``); return the whole checkpoint dict."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}; Checkpoint(path) writes one after an improving epoch.")
-    state = store.load_torch(path)  # weights_only: never unpickles arbitrary objects
+    try:
+        state = store.load_torch(path)  # weights_only: never unpickles arbitrary objects
+    except Exception as err:  # empty, text, truncated, or pickled objects other than tensors and plain data
+        raise CheckpointError(f"{path} is not a kit checkpoint: it cannot be read as one ({type(err).__name__}: "
+                              f"{str(err).strip().splitlines()[0] if str(err).strip() else 'empty file'}). "
+                              "Checkpoint(path) writes them; delete this file or pass the right path.") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a kit checkpoint: it has no 'model' weights (found "
+                              f"{sorted(state) if isinstance(state, dict) else type(state).__name__}). "
+                              "Checkpoint(path) writes them; for a bare state dict use model.load_state_dict.")
     model.load_state_dict(state["model"])
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])

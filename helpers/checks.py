@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from . import runlog
-from .config import get_profile
+from . import store
+from .config import get_profile, seeds_used
 
 REFERENCE_FILE = Path(__file__).with_name("course_reference.toml")
 
@@ -109,3 +112,38 @@ class CourseReference:
         df = self.frame()
         runlog.note_reference(df.to_dict("records"))
         return df.style.hide(axis="index").set_caption(f"Course reference ({self.source}) versus this run")
+
+
+RECORD_ENV = "KIT_RUN_RECORD"
+
+
+def run_record() -> None:
+    """Show this run's record (profile, device, wall time, runs, claim checks); save it for the exporter."""
+    from IPython.display import display
+
+    record = {**runlog.snapshot(), "profile": get_profile(), "device": _device_name(), "seeds": seeds_used()}
+    if os.environ.get(RECORD_ENV):   # set by helpers.export: the bundle and `make reproduce` read it
+        store.write_json(os.environ[RECORD_ENV], record, indent=1)
+    runs = record["runs"]
+    summary = pd.DataFrame({"this run": {
+        "profile": record["profile"], "device": record["device"], "wall time": f"{record['wall_s']:.0f} s",
+        "runs trained now": str(runs["trained"]), "runs from the cache": str(runs["cached"])}})
+    display(summary.style.set_caption("Run record").set_properties(**{"text-align": "left"}))
+    if not record["checks"]:
+        print("No claim checks ran in this sheet.")
+        return
+    checks = pd.DataFrame([{"": "✓" if c["ok"] else "✗", "claim": c["claim"],
+                            "values": ", ".join(f"{k}={v}" for k, v in c["values"].items())}
+                           for c in record["checks"]])
+    held = sum(c["ok"] for c in record["checks"])
+    display(checks.style.hide(axis="index").set_properties(**{"text-align": "left"})
+            .set_caption(f"Claim checks: {held} of {len(checks)} hold on this run"))
+
+
+def _device_name() -> str:
+    """The device experiments used; a sheet that never imported torch used none."""
+    if "torch" not in sys.modules:
+        return "cpu (no torch)"
+    from .device import get_device
+
+    return str(get_device())

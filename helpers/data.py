@@ -30,7 +30,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
 from . import standins, store
-from .config import cache_dir, data_root, data_search_roots, get_profile, offline
+from .config import cache_dir, data_root, data_search_roots, get_profile, number_setting, offline
 
 FASHION_CLASSES: list[str] = list(datasets.FashionMNIST.classes)
 CIFAR10_CLASSES: list[str] = list(standins.CIFAR_LABEL_NAMES)
@@ -61,8 +61,7 @@ class BatchLoader:
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
                  device: str | torch.device | None = None, drop_last: bool = False):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        batch_size = number_setting("batch_size", batch_size, integer=True, minimum=1)
         if len(X) != len(y):
             raise ValueError(f"X and y differ in length ({len(X)} vs {len(y)}); pass matching tensors.")
         # Moved once here, so that no batch pays for a host-to-device copy.
@@ -214,8 +213,8 @@ def _find_or_download(root: str | Path | None, dataset: str, find: Callable[[Pat
 
 
 def _verify(folder: Path, names: list[str], real_md5: dict[str, str], dataset: str) -> dict[str, str]:
-    """Check each file's md5 (the stand-in marker's, else torchvision's); return them."""
-    marker = standins.read_marker(folder)
+    """Check each file's md5 (a kit stand-in's marker in the cache, else torchvision's); return them."""
+    marker = standins.trusted_marker(folder)
     expected = marker["md5"] if marker is not None else real_md5
     source = "the kit's stand-in marker" if marker is not None else "torchvision's checksum list"
     found = {}
@@ -261,7 +260,8 @@ def _fashion_in(raw: Path) -> tuple[Path, bool] | None:
     """A torchvision root holding FashionMNIST extracted from ``raw`` (in place or mirrored), or None."""
     gz = [raw / name for name in _FASHION_GZ]
     extracted = [raw / name[:-3] for name in _FASHION_GZ]
-    standin = standins.read_marker(raw) is not None
+    standin = standins.trusted_marker(raw) is not None
+    _refuse_partial(raw, gz, extracted)
     if all(p.is_file() for p in gz):
         md5s = _verify(raw, _FASHION_GZ, _FASHION_MD5, "FashionMNIST")
         if all(p.is_file() for p in extracted):
@@ -270,6 +270,17 @@ def _fashion_in(raw: Path) -> tuple[Path, bool] | None:
     if all(p.is_file() for p in extracted):
         return raw.parent.parent, standin
     return None
+
+
+def _refuse_partial(raw: Path, gz: list[Path], extracted: list[Path]) -> None:
+    """A folder holding some of the four files but not all: name the missing ones (and never download into it)."""
+    have = [g.is_file() or e.is_file() for g, e in zip(gz, extracted)]
+    if any(have) and not all(have):
+        missing = [g.name for g, ok in zip(gz, have) if not ok]
+        raise DataNotFoundError(
+            f"FashionMNIST is incomplete in {raw}: missing {', '.join(missing)} (the other files are there). "
+            f"Fix: copy the missing file(s) into {raw} (from https://github.com/zalandoresearch/fashion-mnist, "
+            "data/fashion/), or delete the folder to use another data root.")
 
 
 def _extract_fashion(raw: Path, md5s: dict[str, str]) -> Path:
@@ -319,7 +330,19 @@ def _open_fashion(base: Path, train: bool, transform=None) -> datasets.FashionMN
     if len(ds.data) != len(ds.targets):
         raise DataCorruptError(f"FashionMNIST: {base / 'FashionMNIST' / 'raw'} holds {len(ds.data)} images but "
                                f"{len(ds.targets)} labels. Delete the files and copy them again.")
+    _check_labels(ds.targets, len(FASHION_CLASSES),
+                  base / "FashionMNIST" / "raw" / ("train-labels-idx1-ubyte" if train else "t10k-labels-idx1-ubyte"),
+                  "FashionMNIST")
     return ds
+
+
+def _check_labels(labels, n_classes: int, path: Path, dataset: str) -> None:
+    """Labels outside 0..n_classes-1 mean a damaged file: a model would train on classes that do not exist."""
+    labels = torch.as_tensor(labels)
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        bad = labels[(labels < 0) | (labels >= n_classes)]
+        raise DataCorruptError(f"{dataset}: {path} has labels outside 0..{n_classes - 1} (e.g. {bad[0].item()}, "
+                               f"{len(bad)} in all). Delete it and copy the file again.")
 
 
 def _image_split(images: torch.Tensor, labels: torch.Tensor, idx: np.ndarray | None, mean, std,
@@ -367,11 +390,18 @@ _CIFAR_FILES = list(standins.CIFAR_FILES)
 
 
 class KitCIFAR10(datasets.CIFAR10):
-    """torchvision's CIFAR10 that also accepts the kit's marked stand-ins; real files keep their md5 checks."""
+    """torchvision's CIFAR10 that also accepts the kit's own stand-ins; every other folder keeps torchvision's checks.
+
+    CIFAR-10's file format is Python pickle, and unpickling a file can run code. That is safe here because
+    no batch is opened before its md5 matches a list the kit trusts: torchvision's published checksums
+    (its ``train_list``/``test_list``/``meta``, checked by ``CIFAR10.__init__`` before it unpickles), or,
+    for a stand-in, the marker the kit wrote into its own cache folder (``standins.trusted_marker``).
+    A marker found anywhere else is ignored, so a data folder can never vouch for its own files.
+    """
 
     def __init__(self, root: str | Path, train: bool = True, transform=None, target_transform=None,
                  download: bool = False):
-        marker = standins.read_marker(Path(root) / self.base_folder)
+        marker = standins.trusted_marker(Path(root) / self.base_folder)
         if marker is not None:
             md5 = marker["md5"]
             # Instance attributes shadow the class's checksum lists for this object only.
@@ -386,14 +416,14 @@ def _cifar_in(base: Path) -> tuple[Path, bool] | None:
     """A torchvision root holding CIFAR-10 batches found under ``base`` (in place or mirrored), or None."""
     folder = base / "cifar-10-batches-py"
     if all((folder / name).is_file() for name in _CIFAR_FILES):
-        return base, standins.read_marker(folder) is not None
+        return base, standins.trusted_marker(folder) is not None
     tar_name, tar_md5 = _CIFAR_TAR
     if (base / tar_name).is_file():
         md5s = _verify(base, [tar_name], {tar_name: tar_md5}, "CIFAR-10")
         mirror = _mirror("CIFAR-10", md5s)
         if not all((mirror / "cifar-10-batches-py" / name).is_file() for name in _CIFAR_FILES):
             _extract_tar(base / tar_name, mirror)
-        return mirror, standins.read_marker(mirror / "cifar-10-batches-py") is not None
+        return mirror, False  # extracted from an archive checked against torchvision's md5: real data
     return None
 
 
@@ -464,6 +494,8 @@ def load_cifar10(root: str | Path | None = None, val_size: int = 5_000, seed: in
     """Load CIFAR-10 as tensors: X float32 (N, 3, 32, 32), normalised with (0.5, 0.5, 0.5)."""
     base, standin = _cifar_root(root)
     train, test = _open_cifar(base, True), _open_cifar(base, False)
+    for ds, name in ((train, "data_batch_*"), (test, "test_batch")):
+        _check_labels(ds.targets, len(CIFAR10_CLASSES), base / "cifar-10-batches-py" / name, "CIFAR-10")
     # torchvision keeps CIFAR images as HWC uint8; models want CHW.
     images, labels = torch.from_numpy(train.data).permute(0, 3, 1, 2), torch.tensor(train.targets, dtype=torch.int64)
     tr, va = split_indices(len(images), _val_size(val_size, len(images), "CIFAR-10", standin), seed)
@@ -514,6 +546,8 @@ def _read_europe_csv(path: Path) -> Split:
     if list(frame.columns) != ["long", "lat", "country"]:
         raise DataCorruptError(f"Europe countries: {path} has columns {list(frame.columns)}, expected the header "
                                f"',long,lat,country'. {fix}")
+    if frame.empty:
+        raise DataCorruptError(f"Europe countries: {path} has a header but no rows. {fix}")
     values = frame.apply(pd.to_numeric, errors="coerce")
     labels = values["country"]
     if values.isna().any().any() or (labels % 1 != 0).any() or not labels.between(0, len(EUROPE_CLASSES) - 1).all():

@@ -6,12 +6,19 @@ with ``keep_models=True``, its trained weights to ``<key>.pt``), where ``key`` i
 seed and the run profile. Re-running a notebook therefore takes seconds, and an interrupted grid
 resumes where it stopped. The key does *not* see the function's body: after changing what
 ``train_fn`` does, pass ``force=True`` (or a new ``name``) to retrain.
+
+Each run is trained under a lock (``<key>.lock`` beside its record, ``store.file_lock``): a second
+process running the same grid on the same cache waits for that run and reads its record instead of
+training it twice. The operating system drops the lock when its holder dies, so a killed run never
+blocks the next attempt. A record that cannot be this run's (damaged, wrong shape) is named in a
+warning and trained again.
 """
 from __future__ import annotations
 
 import functools
 import itertools
 import math
+import os
 import pickle
 import re
 import sys
@@ -27,7 +34,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import runlog, store
-from .config import cache_dir, get_profile
+from .config import cache_dir, get_profile, number_setting
 from .record import History, json_safe, summarize
 
 if TYPE_CHECKING:
@@ -106,8 +113,19 @@ class _Run:
     def weights(self) -> Path:
         return self.path.with_suffix(".pt")
 
+    @property
+    def lock(self) -> Path:
+        return self.path.with_suffix(".lock")
 
-def _encode(result: Any) -> tuple[dict, Any]:
+    def label(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in {**self.params, "seed": self.seed}.items())
+
+
+# Columns run_grid fills itself; a grid setting keeps its name, so these never overwrite one.
+RESERVED_COLUMNS = {"seed", "time_s", "cached", "error", "weights", "history", *summarize(History())}
+
+
+def _encode(result: Any, params: dict) -> tuple[dict, Any]:
     """Split what train_fn returned (History, or dict of scalars with optional "history" and "model")
     into the JSON parts of its record and the trained model (or None)."""
     if isinstance(result, History):
@@ -121,45 +139,96 @@ def _encode(result: Any) -> tuple[dict, Any]:
             raise ValueError(f"train_fn returned a dict whose 'model' is a {type(model).__name__}; "
                              "it must be a torch nn.Module (or leave the key out).")
         metrics = {k: json_safe(v) for k, v in result.items() if k not in ("history", "model")}
+        clash = sorted(set(metrics) & (RESERVED_COLUMNS | set(params)))
+        if clash:
+            raise ValueError(f"train_fn returned {clash}, which would overwrite run_grid's column(s) of the same "
+                             f"name (grid settings: {sorted(params)}; run_grid's own: {sorted(RESERVED_COLUMNS)}). "
+                             "Rename the returned key(s), e.g. 'measured_' + name.")
         return {"history": None if history is None else history.to_dict(), "metrics": metrics}, model
     raise ValueError(f"train_fn must return a History or a dict of scalars (optionally with keys 'history' and "
                      f"'model'); it returned a {type(result).__name__}.")
 
 
+def _record_problem(record: Any, run: _Run) -> str | None:
+    """Why a cache file cannot be this run's record (None when it can)."""
+    if not isinstance(record, dict):
+        return f"it holds {type(record).__name__} instead of a run record"
+    if record.get("key") != run.payload:
+        return None if "key" in record else "it has no 'key'"
+    if not isinstance(record.get("metrics"), dict):
+        return "its 'metrics' is missing or not a mapping"
+    if "error" in record:
+        return "it records a failed run"
+    if not isinstance(record.get("time_s"), (int, float)):
+        return "its 'time_s' is missing or not a number"
+    if "history" not in record:
+        return "it has no 'history'"
+    if record["history"] is None:
+        return None
+    try:
+        History.from_dict(record["history"])
+    except (TypeError, ValueError, AttributeError, KeyError) as err:
+        return f"its 'history' cannot be read ({type(err).__name__}: {err})"
+    return None
+
+
 def _load_record(run: _Run, keep_models: bool) -> dict | None:
-    """The cached record of a run, or None if missing, unreadable, for other settings, or missing its weights."""
+    """The cached record of a run, or None if missing, for other settings, damaged, or missing its weights."""
+    if not run.path.is_file():
+        return None
     record = store.read_json(run.path)
-    if not isinstance(record, dict) or record.get("key") != run.payload:
+    problem = "it is not valid JSON" if record is None else _record_problem(record, run)
+    if problem is not None:  # damaged by hand or by another tool: say which file, then train it afresh
+        warnings.warn(f"The cached run {run.path} is damaged ({problem}); training {run.label()} again.",
+                      stacklevel=2)
+        return None
+    if record.get("key") != run.payload:  # a hash collision or a copied file: not this run
         return None
     if keep_models and not run.weights.is_file():  # the History alone cannot give back the trained model
         return None
     return record
 
 
-def _execute(index: int, train_fn: Callable, run: _Run, fixed: dict, keep_models: bool) -> tuple[int, dict]:
+def _execute(index: int, train_fn: Callable, run: _Run, fixed: dict, keep_models: bool,
+             wait: bool = True, force: bool = False) -> tuple[int, dict, bool] | None:
+    """Train one run under its lock and cache it; return (index, record, cached).
+
+    The lock (a file beside the record) makes a second process on the same cache wait for the run and
+    then read its record, instead of training it again; with ``wait=False`` a busy run returns None.
+    An exception in train_fn becomes an "error" record (not cached).
+    """
+    with store.file_lock(run.lock, wait=wait, note=run.label()) as locked:
+        if not locked:
+            return None
+        record = None if force else _load_record(run, keep_models)
+        if record is not None:  # another process trained it while we waited
+            return index, record, True
+        return index, _train(train_fn, run, fixed, keep_models), False
+
+
+def _train(train_fn: Callable, run: _Run, fixed: dict, keep_models: bool) -> dict:
     """Train one run; cache it (and its weights) if it succeeded; an exception becomes an "error" record."""
     start = time.perf_counter()
     try:
         result = train_fn(**run.params, **fixed, seed=run.seed)
-        parts, model = _encode(result)
+        parts, model = _encode(result, run.params)
         if keep_models and model is None:
             raise ValueError("run_grid(keep_models=True) needs train_fn to return {'history': ..., 'model': model}.")
     except Exception as exc:  # one broken configuration must not stop the grid
-        return index, {"key": run.payload, "error": f"{type(exc).__name__}: {exc}",
-                       "time_s": time.perf_counter() - start, "history": None, "metrics": {}}
+        return {"key": run.payload, "error": f"{type(exc).__name__}: {exc}",
+                "time_s": time.perf_counter() - start, "history": None, "metrics": {}}
     record = {"key": run.payload, "time_s": time.perf_counter() - start, **parts}
     if keep_models:  # weights first: a record on disk promises that its weights are there too
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         store.save_torch(run.weights, {"key": store.content_key(run.payload), "state_dict": state})
     store.write_json(run.path, record)
-    return index, record
+    return record
 
 
 # --- Many runs ---------------------------------------------------------------------------------
 def _check_grid(grid: dict, fixed: dict, repeats: int) -> None:
     """Clear errors for the usual slips: a bare value instead of a list, clashing names."""
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}.")
+    number_setting("repeats", repeats, integer=True, minimum=1)
     for key, values in grid.items():
         if not isinstance(values, (list, tuple, range, np.ndarray)) or len(values) == 0:
             raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}; "
@@ -201,25 +270,65 @@ def _parallel_ok(train_fn: Callable, n_jobs: int) -> bool:
 
 
 def _execute_all(train_fn: Callable, runs: list[_Run], pending: list[int], fixed: dict,
-                 n_jobs: int, keep_models: bool) -> Iterator[tuple[int, dict]]:
-    """Yield (index, record) for the pending runs as they finish, here or in worker processes."""
+                 n_jobs: int, keep_models: bool, force: bool = False) -> Iterator[tuple[int, dict, bool]]:
+    """Yield (index, record, cached) for the pending runs as they finish, here or in worker processes."""
     if not _parallel_ok(train_fn, n_jobs):
+        busy = []  # runs another process is training right now: do the others first, then wait for these
         for i in pending:
-            yield _execute(i, train_fn, runs[i], fixed, keep_models)
+            result = _execute(i, train_fn, runs[i], fixed, keep_models, False, force)
+            if result is None:
+                busy.append(i)
+            else:
+                yield result
+        for i in busy:
+            yield _execute(i, train_fn, runs[i], fixed, keep_models, True, force)
         return
     from joblib import Parallel, delayed, parallel_config
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     # One thread per worker: n_jobs torch processes each using every core would fight over them.
     limit = {"inner_max_num_threads": 1} if PARALLEL_BACKEND == "loky" else {}
-    with parallel_config(backend=PARALLEL_BACKEND, **limit):
-        jobs = (delayed(_execute)(i, train_fn, runs[i], fixed, keep_models) for i in pending)
-        yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+    try:
+        with parallel_config(backend=PARALLEL_BACKEND, **limit):
+            jobs = (delayed(_execute)(i, train_fn, runs[i], fixed, keep_models, True, force) for i in pending)
+            yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+    except TerminatedWorkerError as err:
+        lost = [runs[i].label() for i in pending if _died_while_training(runs[i])]
+        which = "; ".join(lost) if lost else "(the run could not be told)"
+        raise RuntimeError(f"A worker process died (killed, or out of memory?) while training {which}. The runs "
+                           "that finished are cached: run the cell again to resume, or pass n_jobs=1 to train "
+                           "in this process and see the run's own error.") from err
+
+
+def _died_while_training(run: _Run) -> bool:
+    """True when a process took this run's lock, is gone, and left no record: it died during the run."""
+    holder = store.lock_holder(run.lock)
+    if holder is None or run.path.is_file():
+        return False
+    try:
+        os.kill(holder[0], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _count_cached(runs: list[_Run], keep_models: bool) -> int:
+    """How many runs have a usable record on disk now (workers may have written some we were not told of)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sum(_load_record(run, keep_models) is not None for run in runs)
 
 
 def _row(run: _Run, record: dict, cached: bool, keep_models: bool) -> dict:
     """One DataFrame row: settings, seed, summaries, returned scalars, timing, the History."""
     history = None if record.get("history") is None else History.from_dict(record["history"])
-    row = {**run.params, "seed": run.seed, **(summarize(history) if history is not None else {})}
+    row = {**run.params, "seed": run.seed}
+    # A grid setting named like a summary field (a grid over "epochs") keeps its name and value;
+    # the summary's number goes into "run_<name>" (e.g. run_epochs: the epochs actually run).
+    summary = summarize(history) if history is not None else {}
+    row.update({f"run_{k}" if k in run.params else k: v for k, v in summary.items()})
     row.update({k: math.nan if v is None else v for k, v in record.get("metrics", {}).items()})
     row.update(time_s=record.get("time_s", math.nan), cached=cached)
     if "error" in record:
@@ -254,6 +363,7 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
         raise ValueError(f"errors must be 'raise' or 'record'; got {errors!r}.")
     fixed = dict(fixed or {})
     _check_grid(grid, fixed, repeats)
+    repeats = int(repeats)
     runs = _plan(train_fn, grid, fixed, repeats, get_profile(profile), name)
     records: list[tuple[dict, bool] | None] = [None] * len(runs)
     counts = {"cached": 0, "trained": 0, "errors": 0}
@@ -273,10 +383,10 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
         else:
             done(i, record, cached=True)
     try:
-        for i, record in _execute_all(train_fn, runs, pending, fixed, n_jobs, keep_models):
-            done(i, record, cached=False)
+        for i, record, cached in _execute_all(train_fn, runs, pending, fixed, n_jobs, keep_models, force):
+            done(i, record, cached=cached)
     except KeyboardInterrupt:
-        print(f"Interrupted: {counts['cached'] + counts['trained']} of {len(runs)} runs are cached; "
+        print(f"Interrupted: {_count_cached(runs, keep_models)} of {len(runs)} runs are cached; "
               "run the cell again to resume.", file=sys.stderr)
         raise
     finally:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config
+from . import config, store
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -243,10 +243,20 @@ def imagenet_weights_available() -> bool:
 
 
 def _imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """Load torchvision's ResNet18 ImageNet weights, or raise PretrainedUnavailable saying how to fix it."""
+    """Load torchvision's ResNet18 ImageNet weights, or raise PretrainedUnavailable saying how to fix it.
+
+    The file under TORCH_HOME may have been copied in by hand (the fix below says to), so it is trusted
+    only after its sha256 starts with the hash prefix in torchvision's file name (resnet18-f37072fd.pth),
+    and it is read with weights_only=True: tensors, never arbitrary pickled objects.
+    """
+    import hashlib
+    import re
+
     from torchvision.models import ResNet18_Weights
 
+    url = ResNet18_Weights.IMAGENET1K_V1.url
     path = imagenet_weights_path()
+    prefix = re.search(r"-([a-f0-9]+)\.", path.name).group(1)
     fix = (f"Fix: on a machine with internet run `python -c \"import torchvision; "
            f"torchvision.models.resnet18(weights='IMAGENET1K_V1')\"` and copy the file to {path} "
            f"(set TORCH_HOME to use another cache folder), or unset KIT_OFFLINE; or build the model with "
@@ -255,7 +265,14 @@ def _imagenet_state_dict() -> dict[str, torch.Tensor]:
         raise PretrainedUnavailable(f"ResNet18 ImageNet weights are not cached at {path} and downloads are off "
                                     f"(KIT_OFFLINE=1). {fix}")
     try:
-        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+        if not path.is_file():  # torch.hub writes to a temp file, checks the hash, then moves it into place
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=False)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if not digest.startswith(prefix):
+            raise ValueError(f"its sha256 starts with {digest[:len(prefix)]}, not {prefix} as its name promises "
+                             "(a damaged or different file; delete it)")
+        return store.load_torch(path)  # weights_only=True
     except Exception as err:  # no network, proxy, corrupt file: to the caller all mean "no weights here"
         raise PretrainedUnavailable(f"ResNet18 ImageNet weights could not be loaded ({type(err).__name__}: "
                                     f"{err}); expected at {path}. {fix}") from err

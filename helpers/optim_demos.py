@@ -1,21 +1,27 @@
-"""Small demonstrations for sheet 2: gradient-descent variants, a rough 1-D landscape, Adam by hand."""
+"""Machinery for sheet 2's demonstrations: toy problems, timing, plots and tables.
+
+The exercises themselves (gradient descent, the Adam step, the training loop, reading the curves)
+are written out in the notebook; this module holds what they stand on.
+"""
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from .record import History
 
-# --- 1. Batch, stochastic and mini-batch gradient descent on a convex problem ------------
+WIDE = (6.5, 3.0)  # inches: two panels side by side on an A4 page, text still >= 8 pt
+
+# --- 1.1 A convex problem for the gradient-descent variants --------------------------------------
 
 
 def two_blobs(n: int = 1000, distance: float = 2.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -25,9 +31,8 @@ def two_blobs(n: int = 1000, distance: float = 2.0, seed: int = 0) -> tuple[np.n
     rng = np.random.default_rng(seed)
     y = (np.arange(n) % 2).astype(np.float64)
     centres = np.where(y[:, None] == 1, distance / 2, -distance / 2) * np.array([1.0, 0.5])
-    X = centres + rng.normal(size=(n, 2))
     # The classes overlap, so the logistic loss has a finite minimiser (no separating line).
-    return X, y
+    return centres + rng.normal(size=(n, 2)), y
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -61,11 +66,9 @@ def logistic_optimum(X: np.ndarray, y: np.ndarray, iterations: int = 25) -> tupl
 
 @dataclass
 class GDRun:
-    """One gradient-descent run: the loss after every update and the training time spent so far."""
+    """One gradient-descent run: the loss after every update and the time spent in updates so far."""
 
-    method: str
     batch_size: int
-    lr: float
     n_samples: int
     loss: np.ndarray      # loss[i] = full-data loss after i updates (loss[0]: initial weights)
     seconds: np.ndarray   # seconds[i] = time spent in the first i updates (loss evaluation excluded)
@@ -81,59 +84,76 @@ class GDRun:
         return int(hits[0]) if len(hits) else None
 
 
-def run_gradient_descent(X: np.ndarray, y: np.ndarray, batch_size: int | None, lr: float, epochs: int,
-                         seed: int = 0, method: str | None = None) -> GDRun:
-    """Run (mini-batch) gradient descent on the logistic loss; batch_size None or n is batch GD, 1 is SGD."""
-    n = len(y)
-    batch_size = n if batch_size is None else batch_size
-    if not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size={batch_size} must lie in 1..{n} (the number of samples), or be None for BGD.")
-    if lr <= 0 or epochs < 1:
-        raise ValueError(f"Need lr > 0 and epochs >= 1 (got lr={lr}, epochs={epochs}).")
-    rng = np.random.default_rng(seed)
-    w = np.zeros(X.shape[1] + 1)
-    losses, seconds, spent = [logistic_loss(w, X, y)], [0.0], 0.0
-    for _ in range(epochs):
-        order = rng.permutation(n)  # a fresh random order each epoch
-        for start in range(0, n, batch_size):
-            tic = time.perf_counter()
-            idx = order[start:start + batch_size]
-            w = w - lr * logistic_grad(w, X[idx], y[idx])
-            spent += time.perf_counter() - tic
-            # Monitoring only: the full-data loss is not part of the method, so it is not timed.
+def time_descent(updates: Iterator[np.ndarray], X: np.ndarray, y: np.ndarray, batch_size: int) -> GDRun:
+    """Consume an iterator of weights (one per update), timing only the updates; record the full-data loss."""
+    losses, seconds, spent = [], [0.0], 0.0
+    first = True
+    while True:
+        tic = time.perf_counter()
+        w = next(updates, None)
+        if w is None:
+            break
+        if first:  # the first item is the starting point, not an update
             losses.append(logistic_loss(w, X, y))
-            seconds.append(spent)
-    name = method or ("BGD" if batch_size == n else "SGD" if batch_size == 1 else f"mini-batch ({batch_size})")
-    return GDRun(name, batch_size, lr, n, np.array(losses), np.array(seconds))
+            first = False
+            continue
+        spent += time.perf_counter() - tic
+        # Monitoring only: the full-data loss is not part of the method, so it is not timed.
+        losses.append(logistic_loss(w, X, y))
+        seconds.append(spent)
+    return GDRun(batch_size, len(y), np.array(losses), np.array(seconds))
 
 
-def compare_gd_variants(X: np.ndarray, y: np.ndarray, methods: dict[str, tuple[int | None, float]],
-                        epochs: int, target: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run each method {name: (batch_size, lr)}; return (summary table, per-update loss traces)."""
-    rows, traces = [], []
+def compare_gd_variants(descent: Callable[..., Iterator[np.ndarray]], X: np.ndarray, y: np.ndarray,
+                        methods: dict[str, tuple[int, float]], epochs: int, loss_star: float,
+                        target: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run ``descent(X, y, batch_size, lr, epochs, seed)`` per method {name: (batch_size, lr)}; return (table, traces).
+
+    The table has one column per method (narrow enough for a page); traces hold the excess loss
+    L - L* after every update, against epochs and seconds.
+    """
+    table, traces = {}, []
     for name, (batch_size, lr) in methods.items():
-        run = run_gradient_descent(X, y, batch_size, lr, epochs, seed=seed, method=name)
+        run = time_descent(descent(X, y, batch_size, lr, epochs, seed), X, y, batch_size)
         hit = run.first_update_below(target)
         n_updates = len(run.loss) - 1
-        rows.append({
-            "method": name, "batch_size": run.batch_size, "lr": lr,
-            "samples_per_update": run.batch_size,  # gradient terms evaluated per update: the cost of one update
-            "updates_per_epoch": run.updates_per_epoch,
-            "us_per_update": 1e6 * run.seconds[-1] / n_updates,
-            "updates_to_target": hit,
-            "epochs_to_target": None if hit is None else hit / run.updates_per_epoch,
-            "seconds_to_target": None if hit is None else float(run.seconds[hit]),
-            "final_loss": float(run.loss[-1]),
-        })
-        traces.append(pd.DataFrame({
-            "method": name, "update": np.arange(n_updates + 1),
-            "epoch": np.arange(n_updates + 1) / run.updates_per_epoch,
-            "seconds": run.seconds, "loss": run.loss,
-        }))
-    return pd.DataFrame(rows), pd.concat(traces, ignore_index=True)
+        last_epoch = run.loss[-run.updates_per_epoch:] - loss_star
+        table[name] = {
+            "learning rate": lr,
+            "samples per update": batch_size,  # per-sample gradients computed: the cost of one update
+            "updates per epoch": run.updates_per_epoch,
+            "µs per update": 1e6 * run.seconds[-1] / n_updates,
+            "updates to target": math.nan if hit is None else hit,
+            "epochs to target": math.nan if hit is None else hit / run.updates_per_epoch,
+            "ms to target": math.nan if hit is None else 1e3 * run.seconds[hit],
+            "L − L* at the end": run.loss[-1] - loss_star,
+            "max L − L*, last epoch": last_epoch.max(),
+        }
+        traces.append(pd.DataFrame({"method": name, "epoch": np.arange(n_updates + 1) / run.updates_per_epoch,
+                                    "seconds": run.seconds, "excess loss": run.loss - loss_star}))
+    return pd.DataFrame(table), pd.concat(traces, ignore_index=True)
 
 
-# --- 2. Learning-rate schedules ---------------------------------------------------------------
+def plot_gd_traces(traces: pd.DataFrame, tolerance: float, points: int = 300) -> Figure:
+    """Excess loss L - L* of each method against epochs (left) and update time (right), log scales."""
+    fig = Figure(figsize=WIDE, layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for (name, trace), colour in zip(traces.groupby("method", sort=False), ("tab:blue", "tab:orange", "tab:green")):
+        every = max(1, len(trace) // points)  # SGD makes thousands of updates; a few hundred points show it
+        shown = trace.iloc[::every]
+        for ax, x in zip(axes, ("epoch", "seconds")):
+            ax.plot(shown[x], shown["excess loss"].clip(lower=1e-8), color=colour, lw=1.2, label=name)
+    for ax, xlabel in zip(axes, ("epochs (passes over the data)", "seconds spent in updates")):
+        ax.axhline(tolerance, color="black", ls=":", lw=1, label="target")
+        ax.set(yscale="log", xlabel=xlabel)
+        ax.grid(alpha=0.3)
+    axes[1].set_xscale("log")
+    axes[0].set_ylabel("L(w) − L*")
+    axes[1].legend(fontsize=8, loc="lower left")
+    return fig
+
+
+# --- 1.1 and 1.2 A rough one-dimensional landscape -------------------------------------------------
 
 
 def rough_loss(w: np.ndarray | float, ripple: float = 0.3, frequency: float = 6.0) -> np.ndarray | float:
@@ -146,38 +166,36 @@ def rough_grad(w: np.ndarray | float, ripple: float = 0.3, frequency: float = 6.
     return np.asarray(w) + ripple * frequency * np.sin(frequency * np.asarray(w))
 
 
-def descend_rough_landscape(w0: float, lrs: Sequence[float], ripple: float = 0.3,
-                            frequency: float = 6.0) -> np.ndarray:
-    """Run gradient descent on ``rough_loss`` with learning rate lrs[t] at step t; return all iterates."""
+def descend_rough_landscape(w0: float, lrs: Sequence[float], noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Run gradient descent on ``rough_loss`` with rate lrs[t] at step t, gradient noise of std ``noise``; return iterates."""
+    rng = np.random.default_rng(seed)
     ws = [float(w0)]
     for lr in lrs:
-        ws.append(ws[-1] - lr * float(rough_grad(ws[-1], ripple, frequency)))
+        # Gaussian noise on the gradient stands in for the sampling noise of a mini-batch gradient.
+        g = float(rough_grad(ws[-1])) + (noise * rng.normal() if noise else 0.0)
+        ws.append(ws[-1] - lr * g)
     return np.array(ws)
 
 
-def plot_landscape_descent(runs: dict[str, np.ndarray], ripple: float = 0.3, frequency: float = 6.0,
-                           title: str | None = None) -> Figure:
-    """Plot iterates of ``descend_rough_landscape`` runs on the landscape (left) and their loss per step (right)."""
-    # A bare Figure, not pyplot: the notebook shows it once, and nothing stays open.
-    fig = Figure(figsize=(11, 4), layout="constrained")
+def plot_landscape_descent(runs: dict[str, np.ndarray]) -> Figure:
+    """Plot ``descend_rough_landscape`` iterates on the landscape (left) and their loss per step (right)."""
+    fig = Figure(figsize=WIDE, layout="constrained")
     ax_land, ax_loss = fig.subplots(1, 2)
     lim = 1.1 * max(float(np.abs(ws).max()) for ws in runs.values())
     grid = np.linspace(-lim, lim, 800)
-    ax_land.plot(grid, rough_loss(grid, ripple, frequency), color="0.6", lw=1, label="loss landscape")
-    for name, ws in runs.items():
-        line, = ax_loss.plot(rough_loss(ws, ripple, frequency), label=name)
-        ax_land.plot(ws, rough_loss(ws, ripple, frequency), "o-", ms=3, lw=0.6, alpha=0.7,
-                     color=line.get_color(), label=name)
-    for line, ws in zip(ax_loss.lines, runs.values()):
-        # End points last and on top, so no later path hides them.
-        ax_land.plot(ws[-1], rough_loss(ws[-1], ripple, frequency), "*", ms=15, color=line.get_color(),
-                     markeredgecolor="black", zorder=5)
-    ax_land.set(xlabel="parameter w", ylabel="loss L(w)", title="Iterates on the landscape (★ = last)")
-    ax_loss.set(xlabel="step t", ylabel="loss L(w_t)", title="Loss per step")
-    ax_land.legend(fontsize=8)
-    ax_loss.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
+    ax_land.plot(grid, rough_loss(grid), color="0.6", lw=1)
+    for (name, ws), colour in zip(runs.items(), ("tab:red", "tab:blue", "tab:green", "tab:purple")):
+        steps = np.arange(1, len(ws))
+        # Clipped at 1e-6: a run that reaches the minimum would otherwise squash the log axis.
+        ax_loss.plot(steps, np.maximum(rough_loss(ws[1:]), 1e-6), color=colour, lw=1.2, label=name)
+        ax_land.plot(ws, rough_loss(ws), "o-", ms=2, lw=0.5, alpha=0.6, color=colour)
+        # End points on top, so no later path hides them.
+        ax_land.plot(ws[-1], rough_loss(ws[-1]), "*", ms=12, color=colour, markeredgecolor="black", zorder=5)
+    ax_land.set(xlabel="parameter w", ylabel="loss L(w)", title="iterates (★ = last)")
+    ax_loss.set(xlabel="step t", ylabel="loss L(w_t)", yscale="log", title="loss per step")
+    for ax in (ax_land, ax_loss):
+        ax.grid(alpha=0.3)
+    fig.legend(*ax_loss.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8)
     return fig
 
 
@@ -205,24 +223,50 @@ def scheduler_lrs(name: str, lr: float, epochs: int, **kwargs) -> list[float]:
     return lrs
 
 
-# --- 4. Adam by hand ------------------------------------------------------------------------------
+# --- 1.4 Optimisers in a narrow valley, and torch's Adam step ---------------------------------------
 
 
-def adam_step_by_hand(m_prev: float, v_prev: float, g: float, beta1: float = 0.9, beta2: float = 0.999,
-                      lr: float = 1e-3, eps: float = 1e-8, t: int | None = None) -> dict[str, float]:
-    """Return Adam's new moments m, v and update Δw; t=None means no bias correction, else step t (1-based)."""
-    m = beta1 * m_prev + (1 - beta1) * g
-    v = beta2 * v_prev + (1 - beta2) * g * g
-    # Bias correction divides by 1 - β^t; leaving it out is the same as t → ∞.
-    c1 = 1.0 if t is None else 1 - beta1 ** t
-    c2 = 1.0 if t is None else 1 - beta2 ** t
-    delta = -lr * (m / c1) / (math.sqrt(v / c2) + eps)
-    return {"m": m, "v": v, "delta": delta}
+def descend_valley(make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer], steps: int,
+                   scales: tuple[float, float] = (1.0, 50.0), start: tuple[float, float] = (-4.0, 1.0)) -> np.ndarray:
+    """Minimise L(w) = ½ Σ scales_i w_i² with a torch optimiser; return the iterates, shape (steps + 1, 2)."""
+    w = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor(scales, dtype=torch.float64)
+    optimizer = make_optimizer([w])
+    path = [w.detach().clone()]
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (0.5 * (s * w ** 2).sum()).backward()
+        optimizer.step()
+        path.append(w.detach().clone())
+    return torch.stack(path).numpy()
+
+
+def valley_loss(path: np.ndarray, scales: tuple[float, float] = (1.0, 50.0)) -> np.ndarray:
+    """Return L(w) = ½ Σ scales_i w_i² for each row of ``path``."""
+    return 0.5 * (np.asarray(scales) * np.asarray(path) ** 2).sum(axis=1)
+
+
+def plot_valley_paths(paths: dict[str, np.ndarray], scales: tuple[float, float] = (1.0, 50.0),
+                      shown_steps: int = 40) -> Figure:
+    """The first ``shown_steps`` iterates of each optimiser on the valley's contours (left), loss per step (right)."""
+    fig = Figure(figsize=WIDE, layout="constrained")
+    ax_path, ax_loss = fig.subplots(1, 2)
+    g1, g2 = np.meshgrid(np.linspace(-4.5, 1.0, 200), np.linspace(-1.3, 1.3, 200))
+    ax_path.contour(g1, g2, 0.5 * (scales[0] * g1 ** 2 + scales[1] * g2 ** 2), levels=12, colors="0.75", linewidths=0.6)
+    for (name, path), colour in zip(paths.items(), ("tab:red", "tab:blue", "tab:green", "tab:purple")):
+        ax_path.plot(path[:shown_steps + 1, 0], path[:shown_steps + 1, 1], "o-", ms=2, lw=0.8, color=colour)
+        ax_loss.plot(np.arange(1, len(path)), valley_loss(path[1:], scales), color=colour, lw=1.2, label=name)
+    ax_path.set(xlabel="w₁ (flat direction)", ylabel="w₂ (steep direction)", title=f"first {shown_steps} steps")
+    ax_loss.set(xlabel="step t", ylabel="loss", yscale="log", title="loss per step")
+    for ax in (ax_path, ax_loss):
+        ax.grid(alpha=0.3)
+    fig.legend(*ax_loss.get_legend_handles_labels(), loc="outside lower center", ncols=len(paths), fontsize=8)
+    return fig
 
 
 def adam_step_torch(m_prev: float, v_prev: float, g: float, beta1: float = 0.9, beta2: float = 0.999,
-                    lr: float = 1e-3, eps: float = 1e-8, t: int = 1, w: float = 0.0) -> dict[str, float]:
-    """Return m, v and Δw from one torch.optim.Adam step whose state holds the given moments, as step t."""
+                    lr: float = 1e-3, eps: float = 1e-8, t: int = 1, w: float = 0.0) -> tuple[float, float, float]:
+    """Return (m, v, Δw) of one torch.optim.Adam step, as step t, from a state holding the given moments."""
     if t < 1:
         raise ValueError(f"t={t} is the 1-based number of the step being taken; use t >= 1.")
     param = torch.nn.Parameter(torch.tensor([w], dtype=torch.float64))
@@ -236,36 +280,55 @@ def adam_step_torch(m_prev: float, v_prev: float, g: float, beta1: float = 0.9, 
     param.grad = torch.tensor([g], dtype=torch.float64)
     optimizer.step()
     state = optimizer.state[param]
-    return {"m": state["exp_avg"].item(), "v": state["exp_avg_sq"].item(), "delta": param.item() - w}
+    return state["exp_avg"].item(), state["exp_avg_sq"].item(), param.item() - w
 
 
-# --- Exercise 2: reading the learning curves ------------------------------------------------------
+# --- 2.4 Two training runs side by side -------------------------------------------------------------
 
 
-def diagnose_fit(history: History, name: str = "the model", tolerance: float = 0.01, rise: float = 0.03) -> str:
-    """Return a sentence, with numbers, saying whether a run's curves show over- or under-fitting."""
-    train_loss, val_loss = np.asarray(history.train_loss), np.asarray(history.val_loss)
-    if len(val_loss) == 0 or not np.isfinite(val_loss).any():
-        raise ValueError(f"{name}: the History has no validation loss; pass val_loader to fit().")
-    best = int(np.nanargmin(val_loss))
-    # Epoch-to-epoch noise moves the validation loss by a percent or so; only a clear rise counts.
-    risen = float(val_loss[-1] - val_loss[best]) > rise * val_loss[best]
-    gap = float(history.train_acc[-1] - history.val_acc[-1])
-    # Relative improvement of the training loss in the last epoch: still learning if it is clearly > 0.
-    still_learning = len(train_loss) > 1 and (train_loss[-2] - train_loss[-1]) / train_loss[-2] > tolerance
-    facts = (f"{name}: final training loss {train_loss[-1]:.3f}, validation loss {val_loss[-1]:.3f} "
-             f"(lowest {val_loss[best]:.3f} after epoch {best + 1} of {len(val_loss)}); "
-             f"training minus validation accuracy {100 * gap:.1f} points")
-    if risen:
-        verdict = ("over-fitting: the validation loss has risen since its minimum while the training loss "
-                   "kept falling, so the later epochs fit the training set's noise; stop earlier "
-                   "(early stopping) or regularise")
-    elif still_learning:
-        verdict = ("under-fitting (not converged): the training loss was still falling clearly in the last epoch "
-                   "and the validation loss has not clearly turned up, so more epochs (or a larger learning rate) "
-                   "would still help")
-    elif gap > 0.05:
-        verdict = "converged with a large generalisation gap: more data or regularisation would help most"
-    else:
-        verdict = "a good fit: the training loss has levelled off and the validation loss has not turned up"
-    return f"{facts} → {verdict}."
+def plot_run_curves(runs: dict[str, History]) -> Figure:
+    """Loss (left) and accuracy (right) per epoch, counted from 1: training dashed, validation solid, one colour per run."""
+    fig = Figure(figsize=(6.5, 3.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for (name, history), colour in zip(runs.items(), ("tab:blue", "tab:red", "tab:green", "tab:purple")):
+        epochs = np.arange(1, len(history.epoch) + 1)
+        for ax, metric in zip(axes, ("loss", "acc")):
+            ax.plot(epochs, getattr(history, f"train_{metric}"), "--", color=colour, lw=1.2, label=f"{name}, training")
+            ax.plot(epochs, getattr(history, f"val_{metric}"), "-", color=colour, lw=1.6, label=f"{name}, validation")
+    for ax, ylabel in zip(axes, ("cross-entropy loss", "accuracy")):
+        ax.set(xlabel="epoch", ylabel=ylabel)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    # Below the panels, so the legend never covers a curve.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8)
+    return fig
+
+
+def first_epoch_reaching(values: Iterable[float], level: float) -> float:
+    """Return the first epoch (counted from 1) whose value is >= level, NaN if none."""
+    return next((i for i, v in enumerate(values, start=1) if v >= level), math.nan)
+
+
+def compare_runs(runs: dict[str, History], target_acc: float) -> pd.DataFrame:
+    """Speed (in epochs), stability and final numbers of each run as display strings, one column per run.
+
+    Epochs count from 1. Wall-clock time is left out: cached runs may come from differently loaded machines.
+    """
+    def pct(x: float) -> str:
+        return f"{100 * x:.2f} %"
+
+    table = {}
+    for name, h in runs.items():
+        steps_per_epoch = len(h.step_loss) // max(1, len(h.epoch))
+        table[name] = {
+            "val acc after epoch 1": pct(h.val_acc[0]),
+            f"first epoch with val acc ≥ {target_acc:.0%}": f"{first_epoch_reaching(h.val_acc, target_acc):g}",
+            "std of step loss, last epoch": f"{np.std(h.step_loss[-steps_per_epoch:]):.3f}",
+            "epochs whose val loss rose": f"{int(np.sum(np.diff(h.val_loss) > 0))} of {len(h.epoch) - 1}",
+            "lowest val loss (epoch)": f"{h.best('val_loss'):.3f} ({int(np.nanargmin(h.val_loss)) + 1})",
+            "final val loss": f"{h.final('val_loss'):.3f}",
+            "best val acc (epoch)": f"{pct(h.best('val_acc'))} ({int(np.nanargmax(h.val_acc)) + 1})",
+            "final val acc": pct(h.final("val_acc")),
+            "final train acc − val acc": f"{100 * (h.final('train_acc') - h.final('val_acc')):.2f} points",
+        }
+    return pd.DataFrame(table)

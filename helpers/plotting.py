@@ -19,6 +19,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from .record import EPOCH_FIELDS, History, trial_history
+from . import style
+from .style import fit_figsize  # importing helpers.style applies the kit's figure style to every figure
 
 if TYPE_CHECKING:
     import optuna
@@ -34,7 +36,7 @@ PANEL = (5.0, 3.6)  # inches per subplot: readable on a PDF page, two side by si
 # --- Small shared helpers ---------------------------------------------------------------------
 def _figure(nrows: int = 1, ncols: int = 1, panel: tuple[float, float] = PANEL, **kwargs) -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure with a 2-D array of axes."""
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    fig = Figure(figsize=fit_figsize(panel[0] * ncols, panel[1] * nrows), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
@@ -50,15 +52,13 @@ def _finish(ax, title: str | None = None, xlabel: str | None = None, ylabel: str
     if ylabel:
         ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if legend and ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", title=legend_title, **legend_kwargs)
+    if legend:
+        style.legend(ax, fontsize="small", title=legend_title, **legend_kwargs)
 
 
 def _colors(n: int) -> list:
-    """n distinguishable qualitative colours: tab10, tab20, or tab20+tab20b+tab20c for many classes."""
-    names = ["tab10"] if n <= 10 else ["tab20"] if n <= 20 else ["tab20", "tab20b", "tab20c"]
-    palette = [c for name in names for c in mpl.colormaps[name].colors]
-    return [palette[i % len(palette)] for i in range(n)]
+    """n distinguishable qualitative colours (the kit palette; see helpers.style)."""
+    return style.colors(n)
 
 
 def _metric_name(key: str) -> str:
@@ -386,11 +386,14 @@ def plot_misclassified(images: np.ndarray | torch.Tensor, true: np.ndarray | tor
 # --- Tables ------------------------------------------------------------------------------------
 def plot_heatmap(mean: pd.DataFrame, std: pd.DataFrame | None = None, title: str | None = None,
                  xlabel: str | None = None, ylabel: str | None = None, fmt: str = ".3f",
-                 cmap: str = "viridis") -> Figure:
-    """An annotated heatmap of a table (e.g. mean ± std over repetitions); non-finite cells grey."""
+                 cmap: str = "viridis", width: float | None = None) -> Figure:
+    """An annotated heatmap of a table (e.g. mean ± std over repetitions); non-finite cells grey.
+
+    ``width`` (inches) overrides the width that grows with the number of columns, e.g. to fit a page.
+    """
     values = mean.to_numpy(dtype=float)
     nrows, ncols = values.shape
-    fig, axes = _figure(panel=(max(4.5, 1.1 * ncols + 2), max(3.0, 0.55 * nrows + 1.5)))
+    fig, axes = _figure(panel=(width or max(4.5, 1.1 * ncols + 2), max(3.0, 0.55 * nrows + 1.5)))
     ax = axes[0, 0]
     colormap = mpl.colormaps[cmap].with_extremes(bad="lightgrey")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=colormap, aspect="auto")
@@ -402,7 +405,7 @@ def plot_heatmap(mean: pd.DataFrame, std: pd.DataFrame | None = None, title: str
             text += f"\n± {std.to_numpy(dtype=float)[i, j]:{fmt}}"
         # Dark text on light cells and vice versa.
         light = not np.isfinite(v) or np.mean(colormap(norm(v))[:3]) > 0.5
-        ax.text(j, i, text, ha="center", va="center", fontsize=8 if nrows * ncols <= 48 else 6,
+        ax.text(j, i, text, ha="center", va="center", fontsize=8,
                 color="black" if light else "white")
     ax.set_xticks(range(ncols), [str(c) for c in mean.columns])
     ax.set_yticks(range(nrows), [str(r) for r in mean.index])
@@ -444,7 +447,7 @@ def plot_bars(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: s
         positions = np.arange(len(categories)) + (k - (len(groups) - 1) / 2) * width
         bars = ax.bar(positions, stats["mean"], width, yerr=stats["std"] if (stats["std"] > 0).any() else None,
                       color=color, label=None if hue is None else str(value), capsize=3)
-        ax.bar_label(bars, fmt="%.3g", fontsize=7)
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
     ax.set_xticks(range(len(categories)), [str(c) for c in categories])
     _finish(ax, title or f"{y} per {x}", x, ylabel or y, legend_title=hue)
     return fig
@@ -505,22 +508,34 @@ def _score_colors(fig, ax, scores: list[float], label: str):
     return lambda s: mappable.to_rgba(s) if s is not None and np.isfinite(s) else (0.6, 0.6, 0.6, 1.0)
 
 
-def plot_trial_curves(study: "optuna.Study", metric: str = "val_loss", logy: bool = False) -> Figure:
-    """Every trial's per-epoch ``metric``, coloured by its score; the best trial drawn thick."""
-    scored = [(t, s) for t, s in _trial_scores(study, metric) if "history" in t.user_attrs]
-    fig, axes = _figure(panel=(6.0, 4.0))
-    ax = axes[0, 0]
-    color_of = _score_colors(fig, ax, [s for _, s in scored], _metric_name(metric))
-    finite = [(t, s) for t, s in scored if np.isfinite(s)]
-    best = (min if study.direction.name == "MINIMIZE" else max)(finite, key=lambda ts: ts[1])[0] if finite else None
-    for trial, score in scored:
-        history = trial_history(trial)
-        ax.plot(history.epoch, _finite(getattr(history, metric)), color=color_of(score), alpha=0.8,
-                lw=2.5 if trial is best else 1.0, ls="-" if np.isfinite(score) else "--",
-                label=f"best (trial {trial.number})" if trial is best else None, zorder=3 if trial is best else 2)
-    if logy:
-        ax.set_yscale("log")
-    _finish(ax, f"All {len(scored)} trials: {_metric_name(metric)}", "epoch", _metric_name(metric))
+def _direction(metric: str) -> str:
+    """Which way is better for a per-epoch metric: up for accuracies, down for losses."""
+    return "maximize" if metric.endswith("acc") else "minimize"
+
+
+def plot_trial_curves(study: "optuna.Study", metric: str | Sequence[str] = "val_loss", logy: bool = False,
+                      width: float = 6.5) -> Figure:
+    """Every trial's per-epoch curve, one panel per metric, coloured by its final value; the best drawn thick.
+
+    "Best" follows each metric's own direction (highest accuracy, lowest loss), not the study's.
+    """
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    fig, axes = _figure(len(metrics), 1, panel=(width, 2.6 if len(metrics) > 1 else 4.0))
+    for ax, name in zip(axes[:, 0], metrics):
+        scored = [(t, s) for t, s in _trial_scores(study, name) if "history" in t.user_attrs]
+        color_of = _score_colors(fig, ax, [s for _, s in scored], _metric_name(name))
+        finite = [(t, s) for t, s in scored if np.isfinite(s)]
+        pick = max if _direction(name) == "maximize" else min
+        best = pick(finite, key=lambda ts: ts[1])[0] if finite else None
+        for trial, score in scored:
+            history = trial_history(trial)
+            ax.plot(history.epoch, _finite(getattr(history, name)), color=color_of(score), alpha=0.8,
+                    lw=2.5 if trial is best else 1.0, ls="-" if np.isfinite(score) else "--",
+                    label=f"best (trial {trial.number})" if trial is best else None,
+                    zorder=3 if trial is best else 2)
+        if logy and not name.endswith("acc"):
+            ax.set_yscale("log")
+        _finish(ax, f"All {len(scored)} trials: {_metric_name(name)}", "epoch", _metric_name(name))
     return fig
 
 
@@ -562,11 +577,11 @@ def plot_parallel_coordinates(study: "optuna.Study", metric: str = "val_loss") -
     score_ticks = score_ticks if finite.any() else []
     columns.append(full)
     axis_ticks.append(score_ticks + ([(1.1, "diverged")] if not finite.all() else []))
-    fig, axes = _figure(panel=(max(6.0, 1.5 * len(columns) + 1.5), 4.2))
+    fig, axes = _figure(panel=(6.5, 4.2))  # the width of an A4 page's text
     ax = axes[0, 0]
     color_of = _score_colors(fig, ax, scores.tolist(), _metric_name(metric))
     data = np.column_stack(columns)
-    order = np.argsort(-scores if study.direction.name == "MINIMIZE" else scores)
+    order = np.argsort(-scores if _direction(metric) == "minimize" else scores)
     for i in order:  # best drawn last, on top
         ax.plot(range(len(columns)), data[i], color=color_of(scores[i]), alpha=0.8, lw=1.2,
                 ls="-" if finite[i] else "--")
@@ -584,8 +599,17 @@ def plot_parallel_coordinates(study: "optuna.Study", metric: str = "val_loss") -
     return fig
 
 
-def plot_param_importances(study: "optuna.Study") -> Figure:
-    """Hyperparameter importances (fANOVA, optuna.importance) as horizontal bars."""
+def _spearman(x: pd.Series, y: pd.Series) -> float:
+    """Spearman rank correlation (Pearson correlation of the ranks); NaN when either side is constant."""
+    rx, ry = x.rank(), y.rank()
+    if rx.nunique() < 2 or ry.nunique() < 2:
+        return math.nan
+    return float(rx.corr(ry))
+
+
+def param_effects(study: "optuna.Study", metric: str = "val_loss") -> pd.DataFrame:
+    """Per hyperparameter: fANOVA importance for the study's objective, and the Spearman correlation
+    of its value with ``metric`` (its direction: > 0 means larger values go with a larger metric)."""
     import optuna
 
     finite = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -598,12 +622,36 @@ def plot_param_importances(study: "optuna.Study") -> Figure:
     clean.add_trials(finite)
     importances = optuna.importance.get_param_importances(
         clean, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
-    names, values = list(importances)[::-1], list(importances.values())[::-1]
-    fig, axes = _figure(panel=(5.5, max(2.5, 0.45 * len(names) + 1.2)))
+    score_of = {t.number: s for t, s in _trial_scores(study, metric)}
+    scores = pd.Series([score_of[t.number] for t in finite], dtype=float)
+    scores = scores.where(np.isfinite(scores))  # a diverged run has no rank
+    rows = []
+    for name, importance in importances.items():
+        values = pd.Series([t.params[name] for t in finite])
+        if not pd.api.types.is_numeric_dtype(values):  # strings: no order, so no direction
+            values = pd.Series(np.nan, index=values.index)
+        rows.append({"hyperparameter": name, "importance": importance,
+                     f"spearman with {metric}": _spearman(values, scores)})
+    return pd.DataFrame(rows).set_index("hyperparameter")
+
+
+def plot_param_importances(study: "optuna.Study", metric: str = "val_loss", width: float = 6.5) -> Figure:
+    """Two panels: fANOVA importance of each hyperparameter, and the direction of its effect on ``metric``
+    (Spearman correlation; blue bars: larger values lower the metric, red: they raise it)."""
+    effects = param_effects(study, metric).iloc[::-1]
+    names, values = list(effects.index), effects["importance"].to_numpy()
+    rho = effects[f"spearman with {metric}"].to_numpy()
+    fig, axes = _figure(1, 2, panel=(width / 2, max(2.4, 0.45 * len(names) + 1.2)), sharey=True)
     ax = axes[0, 0]
     bars = ax.barh(names, values, color=_colors(1)[0])
     ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set_xlim(0, max(values) * 1.15)  # room for the labels
-    _finish(ax, f"Hyperparameter importances ({len(finite)} trials)", "importance (fANOVA)", "hyperparameter",
-            legend=False)
+    ax.set_xlim(0, max(values) * 1.25)  # room for the labels
+    _finish(ax, "Importance", "importance (fANOVA)", "hyperparameter", legend=False)
+    ax = axes[0, 1]
+    bars = ax.barh(names, np.nan_to_num(rho), color=["tab:blue" if r < 0 else "tab:red" for r in np.nan_to_num(rho)])
+    ax.bar_label(bars, labels=["n/a" if not np.isfinite(r) else f"{r:+.2f}" for r in rho], fontsize=8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlim(-1.3, 1.3)
+    _finish(ax, "Direction", f"Spearman ρ with {_metric_name(metric)}", legend=False)
+    fig.suptitle(f"Hyperparameters of {len(study.trials)} trials: how much, and which way")
     return fig

@@ -3,7 +3,9 @@
 The smoke profile and the tests use them so that nothing needs the real data or the network.
 Every writer produces exactly the files torchvision (or the course CSV reader) expects, plus a
 marker file ``KIT_STANDIN.json`` listing the md5 of each file: the loaders in ``helpers.data``
-recognise stand-ins by it and still detect a corrupted stand-in file.
+recognise stand-ins by it and still detect a corrupted stand-in file. A marker is trusted only inside
+the kit's own cache folder (``trusted_marker``): anywhere else, a marker could vouch for any file
+(CIFAR-10's batches are pickles), so data folders are always checked against torchvision's checksums.
 Images carry class-dependent structure (a fixed template per class plus noise and jitter), so a
 model trained on them really learns something.
 """
@@ -61,6 +63,25 @@ def read_marker(folder: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return marker if isinstance(marker, dict) and isinstance(marker.get("md5"), dict) else None
+
+
+def trusted_marker(folder: Path) -> dict | None:
+    """The marker of a stand-in the kit wrote into its cache folder; None anywhere else (a data folder,
+    a folder extracted from a user's archive), so that nothing in a data folder says which files to trust."""
+    folder = Path(folder).resolve()
+    cache = cache_dir().resolve()
+    if not folder.is_relative_to(cache) or folder.is_relative_to(cache / "data-mirror"):
+        return None
+    return read_marker(folder)
+
+
+def marker_intact(folder: Path) -> bool:
+    """True when ``folder`` has a marker and every file it lists is there with the md5 it lists."""
+    marker = read_marker(folder)
+    if marker is None:
+        return False
+    return all((Path(folder) / name).is_file() and md5sum(Path(folder) / name) == md5
+               for name, md5 in marker["md5"].items())
 
 
 def _write_marker(folder: Path, dataset: str, files: list[str], seed: int) -> None:
@@ -241,13 +262,15 @@ _SMOKE_WRITERS = {
 
 
 def _publish_standin(root: Path, top: str, folder: Path, writer) -> None:
-    """Write a stand-in into a private folder and rename it into place, unless ``root/folder`` holds one."""
-    if read_marker(root / folder) is not None:
+    """Write a stand-in into ``root/top`` unless ``root/folder`` holds an intact one."""
+    if marker_intact(root / folder):
         return
-    # Two processes starting at once never see (or leave) a half-written data set.
+    # Missing, or damaged (a file deleted or changed, as the corrupt-file advice says to do): write it
+    # afresh into a private folder and rename it into place, so that two processes starting at once
+    # never see (or leave) a half-written data set.
     tmp = Path(tempfile.mkdtemp(prefix=f".{top}-", dir=root))
     writer(tmp)
-    if not store.publish_dir(tmp / top, root / top) and read_marker(root / folder) is None:
+    if not store.publish_dir(tmp / top, root / top) and not marker_intact(root / folder):
         store.publish_dir(tmp / top, root / top, replace=True)  # not a lost race: a broken leftover
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -16,8 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+try:  # POSIX; elsewhere runs are not locked (two processes on one cache may then train a run twice)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 __all__ = ["content_key", "atomic_file", "write_json", "write_bytes", "write_text", "copy_stream",
-           "publish_dir", "save_torch", "load_torch", "read_json"]
+           "publish_dir", "save_torch", "load_torch", "read_json", "file_lock", "lock_holder"]
 
 
 def content_key(payload: Any, length: int = 24) -> str:
@@ -107,3 +112,40 @@ def load_torch(path: str | Path) -> Any:
     import torch
 
     return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+@contextmanager
+def file_lock(path: str | Path, wait: bool = True, note: str = "") -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if missing); yield False instead when ``wait=False`` and it is busy.
+
+    The lock is the operating system's (``flock``): it is released when the holder exits, also when it is
+    killed, so a crashed run never leaves a lock that blocks the next one. ``note`` (e.g. what runs) is
+    written into the file with the holder's process id, for ``lock_holder``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n{note}")
+        f.flush()
+        try:
+            yield True
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def lock_holder(path: str | Path) -> tuple[int, str] | None:
+    """(process id, note) of whoever last took the lock at ``path``, or None when it was never taken."""
+    try:
+        pid, _, note = Path(path).read_text().partition("\n")
+        return int(pid), note
+    except (OSError, ValueError):
+        return None

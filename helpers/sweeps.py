@@ -6,8 +6,15 @@ per-epoch metrics in ``trial.user_attrs["history"]`` (``History.to_dict()``).
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import itertools
 import math
+import os
+import socket
 import warnings
+from datetime import datetime, timedelta
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -15,17 +22,28 @@ from typing import Any, Callable
 import optuna
 import pandas as pd
 
-from . import runlog
-from .config import cache_dir, get_profile
+from . import runlog, store
+from .config import cache_dir, get_profile, number_setting
 from .record import History, summarize, trial_history
 
 __all__ = ["Categorical", "IntRange", "LogUniform", "Uniform", "Space", "run_sweep", "sweep_frame", "trial_history",
-           "default_storage", "grid_size", "n_finished", "SAMPLERS", "METRICS"]
+           "default_storage", "grid_size", "n_finished", "SAMPLERS", "METRICS", "StudyMismatchError",
+           "IncompleteSweepWarning"]
 
 SAMPLERS = ("random", "grid", "tpe", "bayes")
 # Per-epoch History fields a sweep can optimise.
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+# A RUNNING trial that names no live worker and started longer ago than this was cut off by a crash.
+STALE_AFTER = timedelta(minutes=1)
+
+
+class StudyMismatchError(ValueError):
+    """A stored study was made for another search space, objective, metric or direction."""
+
+
+class IncompleteSweepWarning(UserWarning):
+    """A sweep ended with fewer finished trials than it was asked for (some trials failed)."""
 
 # optuna logs one INFO line per trial; the sweep table tells the story instead.
 # (Call optuna.logging.set_verbosity(optuna.logging.INFO) to get them back.)
@@ -118,12 +136,15 @@ def grid_size(space: Space) -> int:
     return math.prod(len(v) for v in _grid_values(space).values())
 
 
-def _make_sampler(sampler: str, space: Space, seed: int) -> optuna.samplers.BaseSampler:
-    """Build the optuna sampler named by ``sampler``."""
-    if sampler == "random":
+def _make_sampler(sampler: str, seed: int) -> optuna.samplers.BaseSampler:
+    """Build the optuna sampler named by ``sampler``.
+
+    A grid sweep enqueues its points itself (``_run_grid``), in a fixed order and only the ones not
+    yet finished, so it needs no GridSampler: optuna's orders the grid by its seed and counts failed
+    trials as visited, which made a resumed grid skip some points and repeat others.
+    """
+    if sampler in ("random", "grid"):
         return optuna.samplers.RandomSampler(seed=seed)
-    if sampler == "grid":
-        return optuna.samplers.GridSampler(_grid_values(space), seed=seed)
     if sampler in ("tpe", "bayes"):
         return optuna.samplers.TPESampler(seed=seed)
     raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
@@ -153,13 +174,124 @@ def n_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def _source_hash(fn: Callable) -> str:
+    """Hash of a function's source (of its bytecode where the source is not available)."""
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _objective_identity(objective: Callable) -> dict:
+    """The objective's name and source hash (not its module: a notebook and a worker script importing
+    the same function from a .py file share one study); a partial adds its bound arguments."""
+    fn, bound = objective, []
+    while isinstance(fn, functools.partial):
+        bound.append(repr((fn.args, sorted(fn.keywords.items()))))
+        fn = fn.func
+    name = getattr(fn, "__qualname__", type(fn).__qualname__)
+    return {"name": name, "source": _source_hash(fn if inspect.isroutine(fn) else type(fn)), "bound": bound}
+
+
+def _fingerprint(objective: Callable, space: Space, metric: str, direction: str, reduce: str) -> dict:
+    """What a study's trials mean: the search space, the objective, and how a trial is scored."""
+    return {"space": {name: repr(dim) for name, dim in sorted(space.items())},
+            "objective": _objective_identity(objective), "metric": metric, "direction": direction,
+            "reduce": reduce}
+
+
+def _claim_study(study: optuna.Study, fingerprint: dict, where: str) -> None:
+    """Stamp a new study with its fingerprint; refuse a stored study made for something else."""
+    stored = study.user_attrs.get("fingerprint")
+    if stored is None and not study.trials:
+        study.set_user_attr("fingerprint", fingerprint)
+        return
+    if stored == fingerprint:
+        return
+    if stored is None:
+        differs = "it was stored without a record of its search space and objective"
+    else:
+        keys = [k for k in fingerprint if stored.get(k) != fingerprint[k]]
+        differs = "its " + ", ".join("objective function (name or source)" if k == "objective" else
+                                     "search space" if k == "space" else k for k in keys) + " differ"
+    suggestion = f"{study.study_name}-{store.content_key(fingerprint, 8)}"
+    raise StudyMismatchError(
+        f"The study {study.study_name!r} in {where} was made for another sweep: {differs}. Its trials would not "
+        f"answer this sweep's question, so they are not reused. Fix: pass a new study_name (e.g. "
+        f"study_name={suggestion!r}), or delete the stored study to start over.")
+
+
+def _worker() -> str:
+    """Who runs a trial: host and process id, so a later call can tell a crashed trial from a live one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _is_stale(trial: optuna.trial.FrozenTrial) -> bool:
+    """True for a RUNNING trial whose process is gone (killed), or that never got going long ago."""
+    worker = trial.user_attrs.get("worker")
+    if worker is None:
+        started = trial.datetime_start
+        return started is not None and datetime.now() - started > STALE_AFTER
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname():
+        return False  # another machine's trial: only that machine can tell whether it still runs
+    if int(pid) == os.getpid():
+        return True  # this process is starting a sweep, so its own earlier trial was interrupted
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    """Mark trials cut off by a crash as FAIL, so they are retried rather than waited for."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if _is_stale(trial):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+def _grid_points(space: Space) -> list[dict]:
+    """Every grid point, in the order the space declares its values (the same order every call)."""
+    values = _grid_values(space)
+    return [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
+
+
+def _point_key(params: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def _next_grid_point(study: optuna.Study, points: list[dict], skip: set) -> dict | None:
+    """The first grid point with no finished, queued or running trial, and not in ``skip`` (or None)."""
+    taken = set(skip)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state in FINISHED or trial.state in (optuna.trial.TrialState.WAITING,
+                                                      optuna.trial.TrialState.RUNNING):
+            params = trial.params or trial.system_attrs.get("fixed_params", {})
+            taken.add(_point_key(params))
+    return next((p for p in points if _point_key(p) not in taken), None)
+
+
+def _queued(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+
+
 def _objective_wrapper(objective: Callable, space: Space, metric: str, direction: str, reduce: str):
     """Adapt ``objective(params, trial_number) -> History`` to optuna's ``trial -> float``."""
     worst = math.inf if direction == "minimize" else -math.inf
 
     def run(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", _worker())
         params = {name: _suggest(trial, name, dim) for name, dim in space.items()}
-        history = objective(params, trial.number)
+        try:
+            history = objective(params, trial.number)
+        except Exception as exc:  # optuna marks the trial failed; keep the reason for the warning and the table
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            raise
         if isinstance(history, dict):
             history = history["history"]
         trial.set_user_attr("history", history.to_dict())
@@ -190,8 +322,15 @@ def run_sweep(objective: Callable[[dict, int], History], space: Space, *, n_tria
     the finished trials and only runs the missing ones. A diverged run
     is recorded with value +inf (minimize) or -inf (maximize); an exception marks the trial
     failed and the sweep goes on (failed trials do not count as finished: the next call
-    retries them). ``sampler`` is "random", "grid" (Categorical/IntRange only; ``n_trials=None``
-    means the whole grid) or "tpe"/"bayes".
+    retries them, and a call that ends short of ``n_trials`` warns with ``IncompleteSweepWarning``).
+    A trial cut off by a crash (its process is gone) is marked failed and retried. ``sampler`` is
+    "random", "grid" (Categorical/IntRange only, visited in declaration order, each point once however
+    often the sweep is interrupted; ``n_trials=None`` means the whole grid) or "tpe"/"bayes".
+
+    A study belongs to its name *and* to what it measures: the first call stores a fingerprint of the
+    search space, the objective (name and source) and ``metric``/``direction``/``reduce``; a later call
+    with the same name but another fingerprint raises ``StudyMismatchError`` instead of returning
+    trials of another sweep.
 
     Several processes or machines can share one study through a database server; run the
     same call on each of them and together they stop at ``n_trials``::
@@ -207,29 +346,74 @@ def run_sweep(objective: Callable[[dict, int], History], space: Space, *, n_tria
         raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}.")
     if reduce not in ("final", "best"):
         raise ValueError(f"reduce must be 'final' or 'best', got {reduce!r}.")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+    if sampler == "grid":
+        _grid_values(space)  # a continuous dimension is refused before any study is touched
     if not space:
         raise ValueError("The search space is empty; give at least one dimension, e.g. {'lr': LogUniform(1e-4, 1e-1)}.")
     if n_trials is None:
         if sampler != "grid":
             raise ValueError("n_trials=None is only allowed with sampler='grid' (it means the whole grid).")
         n_trials = grid_size(space)
+    n_trials = number_setting("n_trials", n_trials, integer=True, minimum=1)
+    if sampler == "grid":
+        n_trials = min(n_trials, grid_size(space))  # a grid has no more points to visit
+    where = "memory" if storage == "memory" else str(storage or default_storage(study_name, profile))
     study = optuna.create_study(storage=_storage(storage, study_name, profile), study_name=study_name,
-                                direction=direction, load_if_exists=True,
-                                sampler=_make_sampler(sampler, space, seed))
+                                direction=direction, load_if_exists=True)
+    _claim_study(study, _fingerprint(objective, space, metric, direction, reduce), where)
+    _fail_stale_trials(study)
     done, before = n_finished(study), len(study.trials)
     # Re-seed past the trials already in the study, so a resumed random sweep does not
     # replay the configurations it already tried.
-    study.sampler = _make_sampler(sampler, space, seed + len(study.trials))
+    study.sampler = _make_sampler(sampler, seed + len(study.trials))
     study.set_user_attr("metric", metric)
-    if done < n_trials:
+    run = _objective_wrapper(objective, space, metric, direction, reduce)
+    if done < n_trials and sampler == "grid":
+        _run_grid(study, run, _grid_points(space), n_trials, quiet)
+    elif done < n_trials:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             stop_at = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)
-        study.optimize(_objective_wrapper(objective, space, metric, direction, reduce),
-                       n_trials=n_trials - done, callbacks=[stop_at], catch=(Exception,),
+        study.optimize(run, n_trials=n_trials - done, callbacks=[stop_at], catch=(Exception,),
                        show_progress_bar=not quiet)
     runlog.note_runs(trained=len(study.trials) - before, cached=min(done, n_trials))
+    _warn_if_incomplete(study, n_trials, before)
     return study
+
+
+def _run_grid(study: optuna.Study, run: Callable, points: list[dict], n_trials: int, quiet: bool) -> None:
+    """Run the missing grid points one at a time, first to last; each call of optimize takes the queued one."""
+    from tqdm.auto import tqdm
+
+    budget = n_trials - n_finished(study)
+    tried: set = set()  # a failing point is tried once per call, not again and again
+    with tqdm(total=budget, disable=quiet, desc=study.study_name) as bar:
+        for _ in range(budget):
+            if n_finished(study) >= n_trials:
+                break
+            if not _queued(study):
+                point = _next_grid_point(study, points, tried)
+                if point is None:
+                    break  # every point is finished, failed in this call, or being run by another process
+                tried.add(_point_key(point))
+                study.enqueue_trial(point)
+            study.optimize(run, n_trials=1, catch=(Exception,), show_progress_bar=False)
+            bar.update()
+
+
+def _warn_if_incomplete(study: optuna.Study, n_trials: int, before: int) -> None:
+    """Say so when a call ends with fewer finished trials than asked for (failed trials are retried next call)."""
+    finished = n_finished(study)
+    if finished >= n_trials:
+        return
+    failed = [t for t in study.trials[before:] if t.state == optuna.trial.TrialState.FAIL]
+    reason = failed[-1].user_attrs.get("error", "") if failed else ""
+    reason = f" The last failure: {reason}." if reason else ""
+    warnings.warn(f"Sweep {study.study_name!r}: only {finished} of {n_trials} trials finished; "
+                  f"{len(failed)} failed in this call.{reason} Run the call again to retry them.",
+                  IncompleteSweepWarning, stacklevel=3)
 
 
 def sweep_frame(study: optuna.Study) -> pd.DataFrame:

@@ -114,3 +114,29 @@ def regression_1d(n: int = 100, noise: float = 0.1, seed: int = 0,
     xs, ys = _standardize(np.split(x, bounds)), _standardize(np.split(y, bounds))
     parts = [Split(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(xs, ys)]
     return Splits(*parts, classes=[], name="regression_1d")
+
+
+def course_curve(x: np.ndarray) -> np.ndarray:
+    """The noise-free target of course_regression_1d: a sine wave on a slope, 0.5 sin(3x) + x."""
+    return 0.5 * np.sin(3.0 * x) + x
+
+
+def course_regression_1d(n: int = 300, noise: float = 0.1, seed: int = 0) -> Splits:
+    """The course's 1-D regression set: x evenly spaced on [-3, 3] in random order, y = 0.5 sin(3x) + x + noise.
+
+    Split 35/35/30 in that random order (``int(0.35 n)`` and ``int(0.7 n)`` are the cut points, as in
+    the course); x and y are both standardised with the training split's mean and (population) std.
+    """
+    if n < 10:
+        raise ValueError(f"n must be at least 10 so that every split gets samples, got {n}.")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}.")
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-3.0, 3.0, num=n)
+    rng.shuffle(x)
+    y = rng.normal(course_curve(x), noise)
+    cuts = [int(0.35 * n), int(0.7 * n)]
+    xs = _standardize([p.reshape(-1, 1) for p in np.split(x, cuts)])
+    ys = _standardize([p.reshape(-1, 1) for p in np.split(y, cuts)])
+    parts = [Split(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(xs, ys)]
+    return Splits(*parts, classes=[], name="course_regression_1d")

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .config import number_setting
 from .device import MemoryMeter, autocast, device_of, get_device, grad_scaler, run_memory_kind, synchronize
 from .record import NAN, History
 
@@ -35,10 +36,8 @@ def make_optimizer(name: str | torch.optim.Optimizer, params: Iterable[nn.Parame
     """Build an optimizer by name ('sgd', 'momentum', 'adam', 'adamw', 'rmsprop', 'adagrad'); pass instances through."""
     if isinstance(name, torch.optim.Optimizer):
         return name
-    if not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"Learning rate lr must be a number > 0; got {lr!r}.")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}.")
+    lr = number_setting("Learning rate lr", lr, above=0)
+    weight_decay = number_setting("weight_decay", weight_decay, minimum=0)
     params = [p for p in params if p.requires_grad]  # frozen layers (a linear probe) are left out
     if not params:
         raise ValueError("The model has no trainable parameters (all requires_grad=False); nothing to optimise.")
@@ -74,7 +73,12 @@ def make_scheduler(name: str | torch.optim.lr_scheduler.LRScheduler | None, opti
     if name not in defaults:
         raise ValueError(f"Unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)} or None.")
     cls, options = defaults[name]
-    return cls(optimizer, **{**options, **(kwargs or {})}), name == "onecycle"
+    try:
+        return cls(optimizer, **{**options, **(kwargs or {})}), name == "onecycle"
+    except (TypeError, ValueError) as err:  # a misspelled key or a string where a number belongs
+        raise ValueError(f"scheduler_kwargs={kwargs!r} do not fit scheduler {name!r} ({cls.__name__}: {err}); "
+                         f"its settings are {sorted(options)} and those of torch.optim.lr_scheduler."
+                         f"{cls.__name__}.") from err
 
 
 def make_loss(loss: str | nn.Module) -> tuple[nn.Module, str]:
@@ -92,8 +96,17 @@ def make_loss(loss: str | nn.Module) -> tuple[nn.Module, str]:
 
 
 def _targets_for(task: str, logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-    """BCE wants float targets shaped like the logits ((N,) or (N,1) both work); others take yb as is."""
-    return yb.to(logits.dtype).view_as(logits) if task == "binary" else yb
+    """Targets shaped for the loss: BCE and regression take one target per output ((N,) or (N,1) both work)."""
+    if task == "binary":
+        return yb.to(logits.dtype).view_as(logits)
+    if task == "regression" and yb.shape != logits.shape:
+        # MSE between (N, 1) outputs and (N,) targets would broadcast to an N×N loss and quietly learn the mean.
+        if yb.numel() != logits.numel():
+            raise ValueError(f"Regression outputs have shape {tuple(logits.shape)} but the targets "
+                             f"{tuple(yb.shape)}: give one target per output (e.g. y of shape (N,) or (N, 1) "
+                             "for a model with one output).")
+        return yb.view_as(logits)
+    return yb
 
 
 def _predicted_labels(task: str, logits: torch.Tensor) -> torch.Tensor:
@@ -144,8 +157,8 @@ class Trainer:
                  device: str | torch.device | None = None, amp: bool = False, clip_grad: float | None = None,
                  callbacks: Sequence[Callback] = (), track_grad_norms: bool = False, quiet: bool = False,
                  desc: str | None = None):
-        if clip_grad is not None and not clip_grad > 0:
-            raise ValueError(f"clip_grad must be None or a max gradient norm > 0; got {clip_grad!r}.")
+        if clip_grad is not None:
+            clip_grad = number_setting("clip_grad (a max gradient norm)", clip_grad, above=0)
         if scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler) \
                 and scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)} or None.")
@@ -170,7 +183,7 @@ class Trainer:
     def fit(self, train_loader: Loader, epochs: int, val_loader: Loader | None = None,
             test_loader: Loader | None = None) -> History:
         """Train for ``epochs`` epochs (fewer if a callback stops or the loss diverges); return the History."""
-        self._check_fit(train_loader, epochs, val_loader, test_loader)
+        epochs = self._check_fit(train_loader, epochs, val_loader, test_loader)
         self.scheduler, self.per_step = make_scheduler(self.scheduler_name, self.optimizer, epochs,
                                                        len(train_loader), self.scheduler_kwargs)
         self.stop = False
@@ -263,14 +276,14 @@ class Trainer:
         shown = {"loss": h.train_loss[-1], "val_loss": h.val_loss[-1], "val_acc": h.val_acc[-1]}
         return {k: f"{v:.4g}" for k, v in shown.items() if not math.isnan(v)}
 
-    def _check_fit(self, train_loader, epochs: int, val_loader, test_loader) -> None:
-        if not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"epochs must be an integer >= 0; got {epochs!r}.")
+    def _check_fit(self, train_loader, epochs: int, val_loader, test_loader) -> int:
+        epochs = number_setting("epochs", epochs, integer=True, minimum=0)
         _check_loader(train_loader, "train_loader")
         for loader, name in ((val_loader, "val_loader"), (test_loader, "test_loader")):
             if loader is not None:
                 _check_loader(loader, name)
         self.history.config.update(epochs=epochs, batch_size=getattr(train_loader, "batch_size", None))
+        return epochs
 
 
 def _squared_norm(weight: nn.Parameter) -> torch.Tensor:

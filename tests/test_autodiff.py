@@ -288,6 +288,14 @@ def test_initializers():
         GlorotInitializer("cauchy")
 
 
+def test_normal_initializer_bias_std():
+    assert all(b.v == 0.0 for b in NormalInitializer(seed=0).init_bias(50))  # the course's default
+    biases = np.array([b.v for b in NormalInitializer(seed=0, bias_std=3.0).init_bias(4000)])
+    assert biases.std() == pytest.approx(3.0, rel=0.05) and abs(biases.mean()) < 0.2
+    with pytest.raises(ValueError, match="bias_std"):
+        NormalInitializer(bias_std=-1.0)
+
+
 def test_nparray_round_trip():
     x = np.arange(6.0).reshape(3, 2)
     assert np.array_equal(Var_to_nparray(nparray_to_Var(x)), x)
@@ -326,3 +334,35 @@ def test_draw_graph_shows_values_and_gradients():
     assert sum(t.startswith("∂=") for t in texts) == 6
     with pytest.raises(ValueError, match="max_nodes"):
         draw_graph(sum(Var(float(i)) for i in range(40)))
+
+
+def test_gc_paused_restores_the_collector_and_keeps_gradients():
+    import gc
+
+    from helpers.autodiff import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        a, b = Var(3.0), Var(5.0)
+        (a * b + a).backward()
+    assert gc.isenabled() and (a.grad, b.grad) == (6.0, 3.0)
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_plot_var_fit_draws_losses_and_the_fitted_curve():
+    from helpers.autodiff_plot import plot_var_fit
+    from helpers.synthetic import course_regression_1d
+    from helpers.record import History
+
+    history = History()
+    for epoch, (tr, va) in enumerate([(10.0, 11.0), (5.0, 6.0)]):
+        history.append_epoch(epoch=epoch, train_loss=tr, val_loss=va)
+    xs = np.linspace(-1, 1, 5)
+    fig = plot_var_fit(history, course_regression_1d(), xs, xs ** 2, "A fit")
+    loss_ax, fit_ax = fig.axes
+    assert list(loss_ax.lines[1].get_ydata()) == [11.0, 6.0] and loss_ax.get_yscale() == "log"
+    assert np.allclose(fit_ax.lines[0].get_ydata(), xs ** 2) and len(fit_ax.collections) == 2
+    assert fig.get_size_inches()[0] <= 6.5

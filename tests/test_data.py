@@ -19,13 +19,25 @@ _REAL_FASHION: dict[str, data.Splits] = {}
 
 
 @pytest.fixture(scope="module")
-def standin_root(tmp_path_factory) -> Path:
+def _standin_template(tmp_path_factory) -> Path:
     """Small stand-ins of all three data sets, written once for this module."""
     root = tmp_path_factory.mktemp("standins")
     standins.write_fashion_mnist(root, n_train=300, n_test=100)
     standins.write_cifar10(root, n_per_batch=20, n_test=40)
     standins.write_europe(root, n_train=400, n_val=100, n_test=100)
     return root
+
+
+@pytest.fixture
+def standin_root(_standin_template) -> Path:
+    """The stand-ins inside this test's kit cache: the only place where their markers are trusted."""
+    return shutil.copytree(_standin_template, data.cache_dir() / "standins")
+
+
+@pytest.fixture
+def kit_folder() -> Path:
+    """A folder inside the kit's cache (stand-ins copied here keep their trusted markers)."""
+    return data.cache_dir() / "copies"
 
 
 @pytest.fixture
@@ -178,8 +190,8 @@ def test_smoke_profile_uses_generated_standins(monkeypatch, capsys):
     assert marker.stat().st_mtime_ns == written  # written once, then reused
 
 
-def test_read_only_source_folder_is_not_written(tmp_path, standin_root):
-    source = tmp_path / "source"
+def test_read_only_source_folder_is_not_written(kit_folder, standin_root):
+    source = kit_folder / "source"
     shutil.copytree(standin_root / "FashionMNIST", source / "FashionMNIST")
     for path in [source, *source.rglob("*")]:
         path.chmod(0o555 if path.is_dir() else 0o444)
@@ -196,12 +208,12 @@ def test_read_only_source_folder_is_not_written(tmp_path, standin_root):
             path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def test_corrupt_standin_file_is_named(tmp_path, standin_root):
-    shutil.copytree(standin_root / "FashionMNIST", tmp_path / "FashionMNIST")
-    damaged = tmp_path / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+def test_corrupt_standin_file_is_named(kit_folder, standin_root):
+    shutil.copytree(standin_root / "FashionMNIST", kit_folder / "FashionMNIST")
+    damaged = kit_folder / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
     damaged.write_bytes(damaged.read_bytes()[:-10])
     with pytest.raises(DataCorruptError) as info:
-        data.load_fashion_mnist(tmp_path)
+        data.load_fashion_mnist(kit_folder)
     assert str(damaged) in str(info.value) and "copy the file again" in str(info.value)
 
 
@@ -215,17 +227,17 @@ def test_real_checksums_are_checked_without_a_marker(tmp_path):
         data.load_fashion_mnist(tmp_path)
 
 
-def test_cifar_corrupt_batch_is_named(tmp_path, standin_root):
-    shutil.copytree(standin_root / "cifar-10-batches-py", tmp_path / "cifar-10-batches-py")
-    damaged = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+def test_cifar_corrupt_batch_is_named(kit_folder, standin_root):
+    shutil.copytree(standin_root / "cifar-10-batches-py", kit_folder / "cifar-10-batches-py")
+    damaged = kit_folder / "cifar-10-batches-py" / "data_batch_3"
     damaged.write_bytes(damaged.read_bytes()[:100])
     with pytest.raises(DataCorruptError, match="data_batch_3"):
-        data.load_cifar10(tmp_path)
+        data.load_cifar10(kit_folder)
     # Without the marker the stand-ins are held to the real md5s, so they are rejected.
     shutil.copyfile(standin_root / "cifar-10-batches-py" / "data_batch_3", damaged)
-    (tmp_path / "cifar-10-batches-py" / standins.MARKER).unlink()
+    (kit_folder / "cifar-10-batches-py" / standins.MARKER).unlink()
     with pytest.raises(DataCorruptError, match="torchvision's checksum list"):
-        data.load_cifar10(tmp_path)
+        data.load_cifar10(kit_folder)
 
 
 def test_cifar_archive_is_extracted_into_the_cache(tmp_path, standin_root, monkeypatch):
@@ -233,8 +245,12 @@ def test_cifar_archive_is_extracted_into_the_cache(tmp_path, standin_root, monke
     archive.parent.mkdir()
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(standin_root / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    # A stand-in archive cannot match the real md5, so pretend its own md5 is the expected one.
+    # A stand-in archive cannot match the real md5s, so pretend its own md5s are torchvision's.
     monkeypatch.setattr(data, "_CIFAR_TAR", (archive.name, standins.md5sum(archive)))
+    md5 = standins.read_marker(standin_root / "cifar-10-batches-py")["md5"]
+    monkeypatch.setattr(datasets.CIFAR10, "train_list", [[n, md5[n]] for n, _ in datasets.CIFAR10.train_list])
+    monkeypatch.setattr(datasets.CIFAR10, "test_list", [[n, md5[n]] for n, _ in datasets.CIFAR10.test_list])
+    monkeypatch.setattr(datasets.CIFAR10, "meta", {**datasets.CIFAR10.meta, "md5": md5["batches.meta"]})
     before = _snapshot(archive.parent)
     splits = data.load_cifar10(archive.parent, val_size=20)
     assert len(splits.train) == 80 and _snapshot(archive.parent) == before

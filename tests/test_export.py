@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from pypdf import PdfReader, PdfWriter
 
 from helpers.export.browser import find_browser, playwright_browser
-from helpers.export.cli import main, merge_pdfs
+from helpers.export.cli import main
+from helpers.export.merge import merge_pdfs
 from helpers.export.tidy import WIDGET_STATE, WIDGET_VIEW, tidy_notebook
 
 MINI = Path(__file__).parent / "fixtures" / "mini.ipynb"
@@ -44,7 +46,8 @@ def exported(tmp_path_factory) -> dict:
     ]), bad)
     out = folder / "pdf"
     stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KIT_CACHE", str(folder / "cache"))    # a fresh export cache: the sheets really execute
         code = main([str(bad), str(MINI), "--out", str(out), "--profile", "smoke"])
     return {"code": code, "out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
 
@@ -80,12 +83,38 @@ def test_mini_pdf_embeds_the_plot(mini_pdf):
     assert len(images) >= 1
 
 
-def test_progress_bar_prints_its_final_state_once(mini_pdf):
+def test_progress_bar_leaves_no_residue_in_the_pdf(mini_pdf):
     text = _text(mini_pdf)
-    bars = [line for line in text.splitlines() if "training:" in line]
-    assert len(bars) == 1, bars
-    assert "100%" in bars[0] and "100/100" in bars[0]
-    assert "50/100" not in text
+    assert "training:" not in text and "100/100" not in text and "|█" not in text
+
+
+def test_each_sheet_opens_with_its_title_block(mini_pdf):
+    first = subprocess.run(["pdftotext", "-l", "1", str(mini_pdf), "-"], check=True, capture_output=True,
+                           text=True).stdout
+    for label in ("Sheet", "Mini sheet: export check (mini.ipynb)", "Run profile", "smoke", "Device",
+                  "Kit version", "Date"):
+        assert label in first, label
+
+
+def test_pdf_has_bookmarks_from_the_headings(mini_pdf):
+    titles = [item.title for item in PdfReader(mini_pdf).outline if not isinstance(item, list)]
+    assert any("Mini sheet" in title for title in titles), titles
+
+
+def test_merged_pdf_has_a_cover_and_a_page_for_the_failed_sheet(exported, mini_pdf):
+    merged = exported["out"] / "all-sheets.pdf"
+    reader = PdfReader(merged)
+    cover = reader.pages[0].extract_text()
+    assert "Broken sheet" in cover and "FAILED" in cover and "Mini sheet: export check" in cover
+    failure = reader.pages[1].extract_text()
+    assert "Broken sheet" in failure and "ZeroDivisionError" in failure
+    assert len(reader.pages) == 2 + len(PdfReader(mini_pdf).pages)
+    titles = [item.title for item in reader.outline if not isinstance(item, list)]
+    assert titles[0] == "Contents" and titles[1].startswith("Broken sheet (FAILED")
+    # The mini sheet's bookmark and its cover row both point at page 3 (cover, failure page, sheet).
+    mini = next(item for item in reader.outline if not isinstance(item, list) and item.title.startswith("Mini"))
+    assert reader.get_destination_page_number(mini) == 2
+    assert re.search(r"Mini sheet: export check\s+ok\s+3", cover), cover
 
 
 def test_failing_notebook_is_named_with_its_cell_and_others_still_export(exported):
@@ -138,14 +167,19 @@ def test_one_huge_line_is_trimmed_by_characters():
 
 def test_carriage_return_progress_collapses_to_last_state():
     chunks = [f"\r{p:3d}%|{'#' * (p // 10):10s}| {p}/100" for p in range(0, 101, 5)]
-    outputs = [new_output("stream", name="stderr", text=c) for c in chunks] + \
-              [new_output("stream", name="stderr", text="\ndone\n")]
+    outputs = [new_output("stream", name="stdout", text=c) for c in chunks] + \
+              [new_output("stream", name="stdout", text="\ndone\n")]
     cell = tidy_notebook(_with_outputs(*outputs)).cells[0]
     assert len(cell.outputs) == 1
     assert cell.outputs[0].text == "100%|##########| 100/100\ndone\n"
 
 
-def test_tqdm_widget_becomes_its_final_text_and_hidden_ones_vanish():
+def test_stderr_progress_does_not_print():
+    outputs = [new_output("stream", name="stderr", text=f"\r{p:3d}%|") for p in range(0, 101, 50)]
+    assert tidy_notebook(_with_outputs(*outputs)).cells[0].outputs == []
+
+
+def test_progress_widgets_vanish_and_other_widgets_print_their_final_text():
     def model(name, **state):
         return {"model_name": name, "model_module": "@jupyter-widgets/controls", "state": state}
     states = {
@@ -156,14 +190,16 @@ def test_tqdm_widget_becomes_its_final_text_and_hidden_ones_vanish():
         "l1": model("LayoutModel"),
         "gone": model("HBoxModel", children=[], layout="IPY_MODEL_l2"),
         "l2": model("LayoutModel", visibility="hidden"),
+        "label": model("LabelModel", value="best lr: 0.01"),
     }
     def view(model_id):
         return new_output("display_data", data={WIDGET_VIEW: {"model_id": model_id, "version_major": 2},
                                                 "text/plain": "HBox(children=(HTML(value=''), ...))"})
-    nb = _with_outputs(view("box"), view("gone"),
+    nb = _with_outputs(view("box"), view("gone"), view("label"),
                        metadata={"widgets": {WIDGET_STATE: {"state": states, "version_major": 2}}})
     tidy = tidy_notebook(nb)
-    assert [o.data["text/plain"] for o in tidy.cells[0].outputs] == ["train: 100%|██████████| 40/40 [00:01<00:00]"]
+    # The tqdm bar (a box holding a progress model) is dropped; its story is in the run record.
+    assert [o.data["text/plain"] for o in tidy.cells[0].outputs] == ["best lr: 0.01"]
     assert "widgets" not in tidy.metadata      # no widget renderer fetched from a CDN
 
 

@@ -1,62 +1,61 @@
-"""Sheet 2 demos: Adam by hand vs torch, the convex GD experiment, the rough landscape, schedules."""
+"""Sheet 2's machinery: torch's Adam step, the convex problem and its timing, landscapes, schedules, tables."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from helpers.optim_demos import (
-    adam_step_by_hand,
     adam_step_torch,
     compare_gd_variants,
+    compare_runs,
     descend_rough_landscape,
-    diagnose_fit,
+    descend_valley,
+    first_epoch_reaching,
     logistic_grad,
     logistic_loss,
     logistic_optimum,
+    plot_gd_traces,
     plot_landscape_descent,
+    plot_run_curves,
+    plot_valley_paths,
     rough_grad,
     rough_loss,
-    run_gradient_descent,
     scheduler_lrs,
+    time_descent,
     two_blobs,
+    valley_loss,
 )
+from helpers.record import History
 
 SHEET = dict(beta1=0.9, beta2=0.99, lr=0.01, eps=1e-8)
 
 
-def test_adam_by_hand_matches_sheet_numbers():
-    first = adam_step_by_hand(0.5, 0.2, 2.0, **SHEET)
-    assert first["m"] == pytest.approx(0.65, abs=1e-12)
-    assert first["v"] == pytest.approx(0.238, abs=1e-12)
-    assert first["delta"] == pytest.approx(-0.013324, abs=5e-7)
-    second = adam_step_by_hand(0.5, 20.0, 2.0, **SHEET)
-    assert second["v"] == pytest.approx(19.84, abs=1e-12)
-    assert abs(second["delta"]) == pytest.approx(0.0014593, abs=5e-8)
-    # Same gradient, 100x larger gradient history: a much smaller step.
-    assert abs(second["delta"]) < abs(first["delta"]) / 9
+def _adam_formula(m_prev, v_prev, g, beta1, beta2, lr, eps, t):
+    # The textbook step with bias correction, written independently of the module under test.
+    m = beta1 * m_prev + (1 - beta1) * g
+    v = beta2 * v_prev + (1 - beta2) * g * g
+    return m, v, -lr * (m / (1 - beta1 ** t)) / (math.sqrt(v / (1 - beta2 ** t)) + eps)
+
+
+def test_torch_adam_late_in_training_gives_the_course_values():
+    # After many steps 1 - β^t rounds to 1: torch's step is the uncorrected one the course computes.
+    m, v, dw = adam_step_torch(0.5, 0.2, 2.0, t=100_000, **SHEET)
+    assert (m, v) == pytest.approx((0.65, 0.238), abs=1e-12)
+    assert dw == pytest.approx(-0.013324, abs=5e-7)
+    _, v2, dw2 = adam_step_torch(0.5, 20.0, 2.0, t=100_000, **SHEET)
+    assert v2 == pytest.approx(19.84, abs=1e-12)
+    assert dw2 == pytest.approx(-0.0014593, abs=5e-8)
 
 
 @pytest.mark.parametrize("t", [1, 2, 5, 50])
-def test_adam_by_hand_with_bias_correction_matches_torch(t):
+def test_torch_adam_step_matches_the_formula_with_bias_correction(t):
     for v_prev in (0.2, 20.0):
-        ours = adam_step_by_hand(0.5, v_prev, 2.0, t=t, **SHEET)
+        ours = _adam_formula(0.5, v_prev, 2.0, t=t, **SHEET)
         theirs = adam_step_torch(0.5, v_prev, 2.0, t=t, w=1.5, **SHEET)
-        for key in ("m", "v", "delta"):
-            assert theirs[key] == pytest.approx(ours[key], rel=1e-12, abs=1e-15)
-
-
-def test_adam_without_bias_correction_is_torch_late_in_training():
-    # After many steps 1 - β^t rounds to 1, so torch's update is the uncorrected formula.
-    ours = adam_step_by_hand(0.5, 0.2, 2.0, **SHEET)
-    theirs = adam_step_torch(0.5, 0.2, 2.0, t=100_000, **SHEET)
-    assert theirs["delta"] == pytest.approx(ours["delta"], rel=1e-12)
-    # Early on the corrections matter (at t = 1 they cancel for these betas: (1-β1)/sqrt(1-β2) = 1).
-    early = adam_step_torch(0.5, 0.2, 2.0, t=3, **SHEET)
-    assert not math.isclose(early["delta"], ours["delta"], rel_tol=1e-3)
+        assert theirs == pytest.approx(ours, rel=1e-12, abs=1e-15)
 
 
 def test_adam_torch_rejects_step_zero():
@@ -69,9 +68,9 @@ def test_logistic_gradient_matches_autograd():
     w = np.array([0.3, -0.7, 0.2])
     wt = torch.tensor(w, requires_grad=True)
     z = torch.tensor(X) @ wt[:-1] + wt[-1]
-    torch.nn.functional.binary_cross_entropy_with_logits(z, torch.tensor(y)).backward()
-    assert logistic_loss(w, X, y) == pytest.approx(
-        torch.nn.functional.binary_cross_entropy_with_logits(z, torch.tensor(y)).item(), rel=1e-12)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(z, torch.tensor(y))
+    loss.backward()
+    assert logistic_loss(w, X, y) == pytest.approx(loss.item(), rel=1e-12)
     np.testing.assert_allclose(logistic_grad(w, X, y), wt.grad.numpy(), rtol=1e-10)
 
 
@@ -82,38 +81,57 @@ def test_newton_optimum_has_zero_gradient():
     assert loss < logistic_loss(w + 0.05, X, y)
 
 
+def _descent(X, y, batch_size, lr, epochs, seed=0):
+    rng = np.random.default_rng(seed)
+    w = np.zeros(X.shape[1] + 1)
+    yield w
+    for _ in range(epochs):
+        order = rng.permutation(len(y))
+        for start in range(0, len(y), batch_size):
+            batch = order[start:start + batch_size]
+            w = w - lr * logistic_grad(w, X[batch], y[batch])
+            yield w
+
+
+def test_time_descent_records_start_and_every_update():
+    X, y = two_blobs(40, seed=2)
+    run = time_descent(_descent(X, y, 8, 0.5, 3), X, y, 8)
+    assert len(run.loss) == 1 + 3 * 5 and len(run.seconds) == len(run.loss)
+    assert run.loss[0] == pytest.approx(math.log(2))  # w = 0 predicts p = 1/2
+    assert run.seconds[0] == 0 and (np.diff(run.seconds) >= 0).all()
+    assert run.loss[-1] < run.loss[0]
+
+
 def test_all_gd_variants_reach_target_loss():
     X, y = two_blobs(200, seed=1)
     _, best = logistic_optimum(X, y)
-    methods = {"BGD": (None, 2.0), "SGD": (1, 0.02), "mini-batch (32)": (32, 0.5)}
-    summary, traces = compare_gd_variants(X, y, methods, epochs=20, target=best + 0.005)
-    assert summary["updates_to_target"].notna().all(), summary
-    by_name = summary.set_index("method")
-    assert by_name.loc["BGD", "updates_per_epoch"] == 1
-    assert by_name.loc["SGD", "updates_per_epoch"] == 200
-    assert by_name.loc["mini-batch (32)", "updates_per_epoch"] == 7
+    methods = {"BGD": (200, 2.0), "SGD": (1, 0.02), "mini-batch": (32, 0.5)}
+    table, traces = compare_gd_variants(_descent, X, y, methods, epochs=20, loss_star=best, target=best + 0.005)
+    assert list(table.columns) == list(methods)
+    assert table.loc["updates to target"].notna().all(), table
+    assert table.loc["updates per epoch"].tolist() == [1, 200, 7]
     # SGD makes many cheap updates: more updates but fewer epochs than BGD to the target.
-    assert by_name.loc["SGD", "updates_to_target"] > by_name.loc["BGD", "updates_to_target"]
-    assert by_name.loc["SGD", "epochs_to_target"] < by_name.loc["BGD", "epochs_to_target"]
-    assert set(traces["method"]) == set(methods)
-    assert (traces.groupby("method")["seconds"].diff().dropna() >= 0).all()
+    assert table.loc["updates to target", "SGD"] > table.loc["updates to target", "BGD"]
+    assert table.loc["epochs to target", "SGD"] < table.loc["epochs to target", "BGD"]
+    assert set(traces["method"]) == set(methods) and (traces["excess loss"] > -1e-12).all()
 
 
-def test_gradient_descent_rejects_bad_batch_size():
-    X, y = two_blobs(20)
-    with pytest.raises(ValueError, match="batch_size"):
-        run_gradient_descent(X, y, batch_size=0, lr=0.1, epochs=1)
-
-
-def test_rough_landscape_decaying_rate_ends_lower_than_fixed_rates():
-    steps = 100
+def test_noisy_gradient_with_decaying_rate_escapes_local_minima():
+    steps, lr = 300, 0.05
+    plain = descend_rough_landscape(3.0, [lr] * steps)
+    assert rough_loss(plain[-1]) > 0.4  # noise-free small steps stop in the first local minimum
+    decaying = np.linspace(lr, 0, steps)
+    finals = [rough_loss(descend_rough_landscape(3.0, decaying, noise=4.0, seed=s)[-1]) for s in range(40)]
+    assert np.median(finals) < 0.1
     assert rough_grad(0.7) == pytest.approx((rough_loss(0.7 + 1e-6) - rough_loss(0.7 - 1e-6)) / 2e-6, rel=1e-6)
+
+
+def test_cosine_decay_ends_lower_than_fixed_rates():
     for w0 in (3.0, -2.7, 1.7):
-        large = descend_rough_landscape(w0, [0.25] * steps)
-        small = descend_rough_landscape(w0, [0.02] * steps)
-        decaying = descend_rough_landscape(w0, scheduler_lrs("cosine", 0.25, steps, T_max=steps))
-        assert rough_loss(decaying[-1]) < rough_loss(large[-1]) - 0.1
-        assert rough_loss(decaying[-1]) < rough_loss(small[-1]) - 0.1
+        large = descend_rough_landscape(w0, [0.25] * 100)
+        small = descend_rough_landscape(w0, [0.02] * 100)
+        decaying = descend_rough_landscape(w0, scheduler_lrs("cosine", 0.25, 100, T_max=100))
+        assert rough_loss(decaying[-1]) < min(rough_loss(large[-1]), rough_loss(small[-1])) - 0.1
         assert rough_loss(decaying[-1]) < 1e-3
 
 
@@ -131,23 +149,48 @@ def test_scheduler_lrs_follow_formulas():
         scheduler_lrs("warmup", lr0, 3)
 
 
-def _curves(train_loss, val_loss, train_acc, val_acc):
-    return SimpleNamespace(train_loss=train_loss, val_loss=val_loss, train_acc=train_acc, val_acc=val_acc)
+def test_valley_sgd_path_is_the_closed_form_and_momentum_is_faster():
+    lr = 0.035
+    path = descend_valley(lambda p: torch.optim.SGD(p, lr=lr), steps=50)
+    t = np.arange(51)
+    # Plain gradient descent on ½ s w² multiplies w by (1 - lr s) each step.
+    np.testing.assert_allclose(path[:, 0], -4.0 * (1 - lr) ** t, rtol=1e-12)
+    np.testing.assert_allclose(path[:, 1], 1.0 * (1 - 50 * lr) ** t, rtol=1e-9, atol=1e-300)
+    sgd = valley_loss(descend_valley(lambda p: torch.optim.SGD(p, lr=lr), 300))
+    momentum = valley_loss(descend_valley(lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), 300))
+    assert np.argmax(momentum < 1e-3) < np.argmax(sgd < 1e-3)
 
 
-def test_diagnose_fit_tells_over_from_under_fitting():
-    over = _curves([0.9, 0.5, 0.3, 0.1], [0.8, 0.5, 0.55, 0.7], [0.7, 0.8, 0.9, 0.97], [0.7, 0.8, 0.8, 0.78])
-    under = _curves([1.5, 1.2, 1.0, 0.9], [1.5, 1.2, 1.0, 0.9], [0.5, 0.6, 0.65, 0.7], [0.5, 0.6, 0.65, 0.69])
-    good = _curves([0.5, 0.401, 0.4, 0.4], [0.5, 0.45, 0.45, 0.449], [0.8, 0.85, 0.86, 0.86], [0.8, 0.84, 0.85, 0.85])
-    assert "over-fitting" in diagnose_fit(over)
-    assert "after epoch 2 of 4" in diagnose_fit(over)
-    assert "under-fitting" in diagnose_fit(under)
-    assert "good fit" in diagnose_fit(good)
-    with pytest.raises(ValueError, match="validation loss"):
-        diagnose_fit(_curves([1.0], [], [0.5], []))
+def _history(val_acc, val_loss):
+    h = History()
+    for e, (a, v) in enumerate(zip(val_acc, val_loss)):
+        h.append_epoch(epoch=e, train_loss=v - 0.1, train_acc=a + 0.02, val_loss=v, val_acc=a, time=1.5)
+    h.step_loss = [1.0, 0.8, 0.7, 0.6, 0.5, 0.4]
+    return h
 
 
-def test_plot_landscape_descent_returns_figure():
-    runs = {"fixed": descend_rough_landscape(2.0, [0.1] * 5)}
-    fig = plot_landscape_descent(runs, title="demo")
-    assert len(fig.axes) == 2 and fig.axes[0].get_xlabel() == "parameter w"
+def test_compare_runs_counts_epochs_from_one():
+    runs = {"A": _history([0.70, 0.80, 0.85], [0.9, 0.6, 0.7]), "B": _history([0.81, 0.82, 0.86], [0.6, 0.5, 0.45])}
+    table = compare_runs(runs, target_acc=0.8)
+    assert list(table.columns) == ["A", "B"]
+    assert table.loc["first epoch with val acc ≥ 80%", "A"] == "2"
+    assert table.loc["first epoch with val acc ≥ 80%", "B"] == "1"
+    assert table.loc["lowest val loss (epoch)", "A"] == "0.600 (2)"
+    assert table.loc["epochs whose val loss rose", "A"] == "1 of 2"
+    assert table.loc["best val acc (epoch)", "B"] == "86.00 % (3)"
+    assert math.isnan(first_epoch_reaching([0.1, 0.2], 0.5))
+
+
+def test_figures_fit_an_a4_page():
+    X, y = two_blobs(40)
+    _, traces = compare_gd_variants(_descent, X, y, {"BGD": (40, 1.0), "SGD": (1, 0.05)}, 2, 0.0, 0.1)
+    figures = [
+        plot_gd_traces(traces, tolerance=0.1),
+        plot_landscape_descent({"fixed": descend_rough_landscape(2.0, [0.1] * 5)}),
+        plot_valley_paths({"SGD": descend_valley(lambda p: torch.optim.SGD(p, lr=0.03), 10)}),
+        plot_run_curves({"A": _history([0.7, 0.8], [0.9, 0.6])}),
+    ]
+    for fig in figures:
+        assert fig.get_figwidth() <= 6.5
+        assert all(ax.get_xlabel() for ax in fig.axes)
+    assert plot_run_curves({"A": _history([0.7, 0.8], [0.9, 0.6])}).axes[0].lines[0].get_xdata().tolist() == [1, 2]

@@ -225,3 +225,79 @@ def test_sweep_plots(check, study):
     fig = check(plotting.plot_param_importances(study))
     assert sorted(t.get_text() for t in fig.axes[0].get_yticklabels()) == ["lr", "opt"]
     assert sum(bar.get_width() for bar in fig.axes[0].patches) == pytest.approx(1.0)
+
+
+def test_trial_curves_call_the_highest_accuracy_best(check, study):
+    # For accuracy the best trial is the one with the *highest* final value, whatever the study minimised.
+    fig = check(plotting.plot_trial_curves(study, metric="val_acc"))
+    finished = [t for t in study.trials if t.state.name == "COMPLETE" and not t.user_attrs["diverged"]]
+    best = max(finished, key=lambda t: t.user_attrs["history"]["val_acc"][-1])
+    labels = [line.get_label() for line in fig.axes[0].lines if "best" in line.get_label()]
+    assert labels == [f"best (trial {best.number})"]
+    fig = check(plotting.plot_trial_curves(study, metric=("train_loss", "val_loss", "val_acc")))
+    curve_axes = [ax for ax in fig.axes if ax.lines]
+    assert len(curve_axes) == 3 and all(len(ax.lines) == 8 for ax in curve_axes)
+
+
+def test_param_effects_give_the_direction_of_each_hyperparameter(check):
+    def objective(params, number):  # the loss falls with lr; batch size does nothing
+        return make_history(params["lr"] * 10)
+
+    space = {"lr": LogUniform(1e-3, 1.0), "batch_size": Categorical([32, 64, 128])}
+    study = run_sweep(objective, space, n_trials=12, sampler="random", storage="memory", seed=0, quiet=True)
+    effects = plotting.param_effects(study)
+    assert effects.loc["lr", "spearman with val_loss"] == pytest.approx(-1.0)
+    from scipy.stats import spearmanr
+
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    expected = spearmanr([t.params["batch_size"] for t in done], [t.value for t in done]).statistic
+    assert effects.loc["batch_size", "spearman with val_loss"] == pytest.approx(expected)
+    assert effects.loc["lr", "importance"] > effects.loc["batch_size", "importance"]
+    # Accuracy rises with lr, so its correlation has the opposite sign.
+    assert plotting.param_effects(study, metric="val_acc").loc["lr", "spearman with val_acc"] == pytest.approx(1.0)
+    fig = check(plotting.plot_param_importances(study))
+    assert "-1.00" in _texts(fig)
+
+
+def test_kit_style_sizes_figures_for_a4_and_tells_ten_lines_apart():
+    import matplotlib as mpl
+
+    from helpers import plotting, style   # noqa: F401  (importing plotting applies the style)
+
+    assert mpl.rcParams["font.size"] >= 8 and mpl.rcParams["legend.fontsize"] >= 8
+    assert mpl.rcParams["figure.figsize"][0] <= style.MAX_WIDTH_IN
+    cycle = list(mpl.rcParams["axes.prop_cycle"])
+    assert len({(c["color"], c["linestyle"]) for c in cycle}) == len(cycle) == 10
+    assert len(set(style.colors(10))) == 10 and len(set(map(str, style.colors(25)))) >= 20
+    assert style.fit_figsize(20.0, 3.6) == (style.MAX_WIDTH_IN, 3.6 * style.MIN_HEIGHT_SCALE)
+    assert style.fit_figsize(5.0, 3.6) == (5.0, 3.6)
+
+
+def test_wide_multi_panel_figure_is_capped_at_the_text_width():
+    from helpers import style
+    from helpers.plotting import _figure
+
+    fig, axes = _figure(1, 4)
+    assert axes.shape == (1, 4)
+    assert fig.get_size_inches()[0] <= style.MAX_WIDTH_IN
+
+
+def test_long_legend_goes_beside_the_axes():
+    from matplotlib.figure import Figure
+
+    from helpers import style
+
+    fig = Figure(layout="constrained")
+    long_ax, short_ax = fig.subplots(1, 2)
+    for i in range(8):
+        long_ax.plot([0, 1], [i, i], label=f"line {i}")
+    short_ax.plot([0, 1], [0, 1], label="one line")
+    style.legend(long_ax)
+    style.legend(short_ax)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    # Eight entries: the legend starts right of the axes; one entry: it stays inside them.
+    assert long_ax.get_legend().get_window_extent(renderer).x0 >= long_ax.get_window_extent(renderer).x1
+    assert short_ax.get_legend().get_window_extent(renderer).x1 <= short_ax.get_window_extent(renderer).x1

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from torchvision import datasets
 
+from helpers.config import cache_dir
 from helpers import standins
 from helpers.data import KitCIFAR10
 
@@ -51,7 +52,8 @@ def test_fashion_standins_are_deterministic(tmp_path):
     assert standins.read_marker(a)["md5"][name] == standins.md5sum(a / name)
 
 
-def test_cifar_standins_round_trip_through_torchvision(tmp_path):
+def test_cifar_standins_round_trip_through_torchvision():
+    tmp_path = cache_dir() / "standins"  # stand-in markers are trusted only inside the kit's cache
     folder = standins.write_cifar10(tmp_path, n_per_batch=30, n_test=50, seed=0)
     with open(folder / "data_batch_1", "rb") as f:
         batch = pickle.load(f, encoding="latin1")  # how torchvision reads it

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from helpers.config import cache_dir
-from helpers.sweeps import Categorical, IntRange, LogUniform, run_sweep, sweep_frame, trial_history
+from helpers.sweeps import (Categorical, IncompleteSweepWarning, IntRange, LogUniform, run_sweep, sweep_frame,
+                            trial_history)
 from helpers.record import History
 
 SPACE = {"lr": LogUniform(1e-3, 1.0), "width": IntRange(1, 8), "act": Categorical(["relu", "tanh"])}
@@ -74,8 +75,9 @@ def test_failing_trial_is_marked_failed_and_sweep_goes_on():
     def states(study):
         return [t.state.name for t in study.trials]
 
-    study = run_sweep(objective, {"lr": LogUniform(1e-3, 0.5)}, n_trials=3, sampler="random",
-                      study_name="fail", quiet=True)
+    with pytest.warns(IncompleteSweepWarning, match=r"only 2 of 3 trials finished.*out of memory"):
+        study = run_sweep(objective, {"lr": LogUniform(1e-3, 0.5)}, n_trials=3, sampler="random",
+                          study_name="fail", quiet=True)
     assert states(study) == ["COMPLETE", "FAIL", "COMPLETE"]
     # A failed trial does not count as finished: the next call runs one more.
     study = run_sweep(objective, {"lr": LogUniform(1e-3, 0.5)}, n_trials=3, sampler="random",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.synthetic import KINDS, Synthetic2D, regression_1d
+from helpers.synthetic import KINDS, Synthetic2D, course_curve, course_regression_1d, regression_1d
 
 
 def _knn_accuracy(X_train, y_train, X_test, y_test, k: int = 5) -> float:
@@ -81,3 +81,31 @@ def test_regression_1d_is_a_smooth_function_of_x():
     prediction = np.polyval(coeffs, splits.test.X[:, 0].numpy())
     residual = ((prediction - splits.test.y[:, 0].numpy()) ** 2).mean()
     assert residual < 0.05 * splits.test.y.var().item()
+
+
+def test_course_regression_1d_follows_the_course_generator():
+    data = course_regression_1d(n=300, noise=0.1, seed=0)
+    assert (len(data.train), len(data.val), len(data.test)) == (105, 105, 90)
+    # Undo the training standardisation: x are the 300 evenly spaced points of [-3, 3], each used once.
+    rng = np.random.default_rng(0)
+    x = np.linspace(-3.0, 3.0, 300)
+    rng.shuffle(x)
+    mx, sx = x[:105].mean(), x[:105].std()
+    raw_x = np.concatenate([s.X[:, 0].numpy() for s in (data.train, data.val, data.test)]) * sx + mx
+    np.testing.assert_allclose(np.sort(raw_x), np.linspace(-3.0, 3.0, 300), atol=1e-5)
+    for t in (data.train.X, data.train.y):
+        assert t.mean().item() == pytest.approx(0.0, abs=1e-5)
+        assert t.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-4)
+    # Residuals around the true curve have the requested noise (in raw units).
+    y = rng.normal(course_curve(x), 0.1)
+    my, sy = y[:105].mean(), y[:105].std()
+    raw_y = data.train.y[:, 0].numpy() * sy + my
+    residual = raw_y - course_curve(raw_x[:105])
+    assert 0.07 < residual.std() < 0.13 and abs(residual.mean()) < 0.03
+
+
+def test_course_regression_1d_rejects_bad_settings():
+    with pytest.raises(ValueError, match="noise"):
+        course_regression_1d(noise=-1)
+    with pytest.raises(ValueError, match="at least 10"):
+        course_regression_1d(n=5)

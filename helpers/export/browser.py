@@ -4,14 +4,19 @@ nbconvert's ``WebPDFExporter`` only launches playwright's own browser download, 
 happen offline, and it prints after a fixed wait.  ``KitWebPDFExporter`` changes exactly that:
 it launches the browser that ``find_browser`` finds (``CHROMIUM_PATH``, then the usual names and
 install paths, then playwright's own), loads MathJax from a local copy, blocks the network, and
-prints once MathJax says typesetting is finished.  It is registered as the nbconvert exporter
-``kitpdf``, so ``jupyter nbconvert --to kitpdf x.ipynb`` works as well.
+prints once MathJax says typesetting is finished.  The page is laid out in a window exactly as
+wide as the printed text, fitted to it and measured (``helpers.export.fit``); what still does not
+fit is kept in ``resources["kit_findings"]``.  The PDF carries bookmarks from the headings.  It is
+registered as the nbconvert exporter ``kitpdf``, so ``jupyter nbconvert --to kitpdf x.ipynb`` works.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
+import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -19,8 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbconvert.exporters.webpdf import WebPDFExporter
+from pypdf import PdfWriter
+from pypdf.generic import NameObject, TextStringObject
 from traitlets import Bool, Float, Unicode, default
 
+from .fit import FIT_JS, PRINT_CSS, TEXT_WIDTH_PX, Finding, findings_from, fit_options, pdf_margins
 from .tidy import tidy_notebook
 
 if TYPE_CHECKING:
@@ -51,8 +59,13 @@ BROWSER_ARGS = (
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--allow-file-access-from-files",
 )
-# Paper has no horizontal scroll bar: wrap long code and output lines instead of cutting them off.
-WRAP_CSS = "pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }"
+VIEWPORT = {"width": TEXT_WIDTH_PX, "height": 1100}
+# The headings' text as a reader sees it (without nbconvert's "¶" anchor links), for the bookmarks.
+HEADINGS_JS = """() => Array.from(document.querySelectorAll("h1, h2, h3, h4, h5, h6")).map((h) => {
+  const copy = h.cloneNode(true);
+  copy.querySelectorAll(".anchor-link").forEach((a) => a.remove());
+  return copy.textContent.trim();
+})"""
 # Polled until truthy: once MathJax 2 has finished starting up, queue a marker behind the
 # typesetting it queued; the marker running means every formula is typeset.  (Waiting on the
 # "End" startup hook instead hangs when the hook fired before we asked.)
@@ -122,6 +135,7 @@ class KitWebPDFExporter(WebPDFExporter):
     """nbconvert's webpdf, printed by an installed Chromium with local MathJax and tidy outputs."""
 
     export_from_notebook = "PDF via installed Chromium (course kit)"
+    _name = "notebook"   # names the findings of the page being printed
 
     chromium_path = Unicode(
         "", help="Chrome/Chromium executable; empty: CHROMIUM_PATH, then the usual names and paths."
@@ -132,6 +146,10 @@ class KitWebPDFExporter(WebPDFExporter):
         False, help="Let the page load http(s) resources; off, so a print never waits on a CDN."
     ).tag(config=True)
     tidy_outputs = Bool(True, help="Widgets as text, progress bars collapsed, huge outputs trimmed.").tag(config=True)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.findings: list[Finding] = []   # what the last print could not fit (preflight)
 
     @default("mathjax_url")
     def _local_mathjax(self) -> str:
@@ -151,7 +169,15 @@ class KitWebPDFExporter(WebPDFExporter):
         """Convert a notebook node to PDF bytes (tidying its outputs first)."""
         if self.tidy_outputs:
             nb = tidy_notebook(nb)
-        return super().from_notebook_node(nb, resources=resources, **kw)
+        self._name = ((resources or {}).get("metadata") or {}).get("name", "notebook")
+        pdf, resources = super().from_notebook_node(nb, resources=resources, **kw)
+        resources["kit_findings"] = list(self.findings)
+        return pdf, resources
+
+    def print_html(self, html: str) -> bytes:
+        """Print a page of our own (a cover, a failure notice) with the same browser and margins."""
+        self._name = "page"
+        return self.run_playwright(html)
 
     def run_playwright(self, html: str) -> bytes:
         """Print ``html`` to PDF bytes with the installed browser."""
@@ -169,16 +195,20 @@ class KitWebPDFExporter(WebPDFExporter):
         async with async_playwright() as playwright:
             browser = await self._launch(playwright)
             try:
-                page = await browser.new_page()
+                # As wide as the printed text, so MathJax breaks equations where the paper ends.
+                page = await browser.new_page(viewport=VIEWPORT)
                 if not self.allow_network:
                     await page.route(self._blocked, lambda route: route.abort())
                 await page.goto(url, wait_until="load")
+                await page.add_style_tag(content=PRINT_CSS)
                 await self._wait_for_math(page)
-                # Print styles only once MathJax is done: it measures the page while typesetting.
                 await page.emulate_media(media="print")
-                await page.add_style_tag(content=WRAP_CSS)
                 await page.wait_for_timeout(self.page_render_timeout)
-                return await page.pdf(print_background=True, format=self.paper_format)
+                self.findings = findings_from(await page.evaluate(FIT_JS, fit_options()), self._name)
+                headings = await page.evaluate(HEADINGS_JS)
+                pdf = await page.pdf(print_background=True, format=self.paper_format, margin=pdf_margins(),
+                                     outline=True, tagged=True)
+                return fix_bookmark_titles(pdf, headings)
             finally:
                 await browser.close()
 
@@ -217,6 +247,34 @@ class KitWebPDFExporter(WebPDFExporter):
             return
         if status == "absent":
             self.log.warning("MathJax did not load from %s; formulas print as TeX.", self.mathjax_url)
+
+
+def fix_bookmark_titles(pdf: bytes, headings: list[str]) -> bytes:
+    """Give bookmarks their heading's text: Chromium drops the space where a heading wrapped."""
+    proper = {re.sub(r"\s+", "", heading): heading for heading in headings}
+    # Chromium's tagged PDFs declare a trailer size pypdf finds too small; it reads them fine, so
+    # its warning ("Object count ... exceeds defined trailer size") would only be noise.
+    quiet = logging.getLogger("pypdf")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    finally:
+        quiet.setLevel(level)
+    outlines = writer.root_object.get("/Outlines")
+    pending = [outlines.get_object().get("/First")] if outlines is not None else []
+    while pending:
+        node = pending.pop()
+        if node is None:
+            continue
+        node = node.get_object()
+        title = str(node.get("/Title", ""))
+        if (heading := proper.get(re.sub(r"\s+", "", title))) is not None and heading != title:
+            node[NameObject("/Title")] = TextStringObject(heading)
+        pending += [node.get("/First"), node.get("/Next")]
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def _is_web_url(url: str) -> bool:

@@ -26,27 +26,47 @@ Routes
 HTML outputs (pandas tables) print as their plain-text form, widgets and JavaScript outputs are
 lost, SVG figures need ``inkscape``, and LaTeX errors in markdown math stop the export.
 
-Either way, outputs are tidied first (``helpers.export.tidy``): progress bars print as their
-final state and outputs over ~60 lines / 10,000 characters are trimmed with a note.
+Either way, outputs are tidied first (``helpers.export.tidy``): progress bars and stderr are
+dropped, local paths hidden, outputs over ~60 lines / 10,000 characters trimmed with a note, and a
+title block (sheet, profile, date, device, kit version) opens the sheet.
+
+Preflight: the webpdf route measures every code block, output and equation against the printed
+text width after fitting them (``helpers.export.fit``); what is still wider is listed after the
+summary.  ``--strict`` (used by ``make test``) makes any such finding an error (exit code 1).
+
+Cache and other commands
+------------------------
+A sheet whose code, ``helpers/``, profile and data are unchanged is not executed again, and an
+unchanged one reuses its PDF (``helpers.export.cache``; ``--force`` executes anyway).  Also::
+
+    python -m helpers.export submit notebooks --out build/submit   # one verifiable zip per sheet
+    python -m helpers.export verify build/submit/01_backprop_autodiff.zip
+    python -m helpers.export reproduce notebooks                   # full profile -> docs/REPRODUCTION.md
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
-from nbformat import NotebookNode
-from pypdf import PdfReader, PdfWriter
+from typing import TYPE_CHECKING
 
 from ..config import get_profile
-from .browser import KitWebPDFExporter
-from .execute import DEFAULT_TIMEOUT, NotebookFailed, execute_notebook
-from .tidy import tidy_notebook
+from .build import build_sheet, plan
+from .execute import DEFAULT_TIMEOUT, NotebookFailed, pin_kit_paths
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+    from .fit import Finding
+
+# nbformat, pypdf and the printer (nbconvert) are imported where they are used: when every sheet
+# comes from the cache, the command finishes before they would have loaded.
 
 MERGED_NAME = "all-sheets.pdf"
 ROUTES = ("webpdf", "latex")
@@ -62,6 +82,8 @@ class ExportResult:
     pages: int = 0
     seconds: float = 0.0
     error: str | None = None
+    how: str = ""        # executed, reprinted (stored outputs, new markdown) or cached (PDF reused)
+    findings: list[Finding] = field(default_factory=list)   # preflight: what did not fit the page
 
     @property
     def ok(self) -> bool:
@@ -70,7 +92,7 @@ class ExportResult:
 
 
 def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, execute: bool = True,
-                    via: str = "webpdf", timeout: int = DEFAULT_TIMEOUT) -> ExportResult:
+                    via: str = "webpdf", timeout: int = DEFAULT_TIMEOUT, force: bool = False) -> ExportResult:
     """Execute (optionally) and export one notebook to ``out_dir/<name>.pdf``; never raises on failure."""
     path, out_dir = Path(path), Path(out_dir)
     _check_route(via)
@@ -79,20 +101,28 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
     start = time.perf_counter()
     try:
         if execute:
-            nb = execute_notebook(path, profile=profile, timeout=timeout)
-            result.executed = out_dir / f"{path.stem}.ipynb"
-            nbformat.write(nb, result.executed)
+            def render(nb: NotebookNode, path: Path, via: str) -> bytes:
+                return _to_pdf(nb, path, via, profile, findings=result.findings)
+
+            built = build_sheet(path, out_dir, render, profile=profile, via=via, timeout=timeout, force=force,
+                                findings=result.findings)
+            result.executed, result.pdf, result.pages, result.how = built.notebook, built.pdf, built.pages, built.how
         else:
+            import nbformat
+            from pypdf import PdfReader
+
             nb = nbformat.read(path, as_version=4)
-        result.pdf = out_dir / f"{path.stem}.pdf"
-        result.pdf.write_bytes(_to_pdf(nb, path, via))
-        result.pages = len(PdfReader(result.pdf).pages)
+            result.pdf = out_dir / f"{path.stem}.pdf"
+            result.pdf.write_bytes(_to_pdf(nb, path, via, profile, findings=result.findings))
+            result.pages = len(PdfReader(result.pdf).pages)
     except Exception as error:  # one notebook's failure must not stop the others
         result.pdf = None
         # A PDF left from an earlier run would look like this run's result.
         (out_dir / f"{path.stem}.pdf").unlink(missing_ok=True)
         if isinstance(error, NotebookFailed) and error.partial is not None:
             # Students and TAs open this to see the traceback in context.
+            import nbformat
+
             result.executed = out_dir / f"{path.stem}.ipynb"
             nbformat.write(error.partial, result.executed)
         result.error = str(error) if isinstance(error, NotebookFailed) else f"{path}: {type(error).__name__}: {error}"
@@ -102,38 +132,37 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
 
 def export_notebooks(paths: Iterable[Path], out_dir: Path, *, profile: str | None = None, execute: bool = True,
                      via: str = "webpdf", timeout: int = DEFAULT_TIMEOUT, merge: bool | None = None,
-                     log: Callable[[str], object] = print) -> list[ExportResult]:
+                     log: Callable[[str], object] = print, force: bool = False) -> list[ExportResult]:
     """Export each notebook in order, report failures as they happen, merge the PDFs that worked."""
     paths = list(paths)
     results = []
     for number, path in enumerate(paths, 1):
-        log(f"[{number}/{len(paths)}] {path} ({'executing, ' if execute else ''}profile "
-            f"{get_profile(profile)}, via {via})")
-        result = export_notebook(path, out_dir, profile=profile, execute=execute, via=via, timeout=timeout)
+        what = {"cached": "unchanged, from the cache", "reprinted": "code unchanged, printing stored outputs again",
+                "executed": "executing"}[plan(path, profile, via, force)] if execute else "stored outputs"
+        log(f"[{number}/{len(paths)}] {path} ({what}, profile {get_profile(profile)}, via {via})")
+        result = export_notebook(path, out_dir, profile=profile, execute=execute, via=via, timeout=timeout,
+                                 force=force)
         if result.error:
             print(f"FAILED {result.error}", file=sys.stderr)
         results.append(result)
-    pdfs = [r.pdf for r in results if r.ok]
     if len(paths) > 1 if merge is None else merge:
+        from .merge import Sheet, merge_pdfs, merge_sheets
+
         target = Path(out_dir) / MERGED_NAME
-        if pdfs:
+        if via == "webpdf":
+            from .browser import KitWebPDFExporter
+            from .tidy import sheet_title
+
+            sheets = [Sheet(sheet_title(r.notebook), r.pdf if r.ok else None, r.error, len(r.findings))
+                      for r in results]
+            subtitle = f"Run profile {get_profile(profile)}, exported {datetime.date.today().isoformat()}"
+            log(f"merged {len(sheets)} sheet(s) into "
+                f"{merge_sheets(sheets, target, KitWebPDFExporter().print_html, subtitle)}")
+        elif pdfs := [r.pdf for r in results if r.ok]:
             log(f"merged {len(pdfs)} PDF(s) into {merge_pdfs(pdfs, target)}")
         else:
             target.unlink(missing_ok=True)
     return results
-
-
-def merge_pdfs(pdfs: Sequence[Path], target: Path) -> Path:
-    """Concatenate ``pdfs`` in order into ``target`` and return its path."""
-    writer = PdfWriter()
-    for pdf in pdfs:
-        writer.append(str(pdf))
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as handle:
-        writer.write(handle)
-    writer.close()
-    return target
 
 
 def summary_table(results: Sequence[ExportResult]) -> str:
@@ -141,11 +170,15 @@ def summary_table(results: Sequence[ExportResult]) -> str:
     rows = [("notebook", "status", "pages", "time", "result")]
     for r in results:
         detail = str(r.pdf) if r.ok else (r.error or "").splitlines()[0].removeprefix(f"{r.notebook}: ")
-        rows.append((r.notebook.name, "ok" if r.ok else "FAILED", str(r.pages) if r.ok else "-",
+        rows.append((r.notebook.name, ("ok" + (f" ({r.how})" if r.how else "")) if r.ok else "FAILED", str(r.pages) if r.ok else "-",
                      f"{r.seconds:.1f}s", detail))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
+    findings = [str(f) for r in results for f in r.findings]
+    if findings:
+        lines += ["", f"Preflight: {len(findings)} thing(s) wider than the printed text:"]
+        lines += [f"  {finding}" for finding in findings]
     return "\n".join(lines)
 
 
@@ -164,24 +197,63 @@ def notebook_paths(items: Iterable[str | Path]) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: export notebooks to PDF; exit code 1 when any notebook failed."""
+    """Command line: export notebooks to PDF (or submit, verify, reproduce); 1 when any failed."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:])
     args = _parser().parse_args(argv)
+    results = _run_export(args)
+    return 2 if results is None else _report(results, args.strict)
+
+
+def _run_export(args: argparse.Namespace) -> list[ExportResult] | None:
+    """Check the settings before anything runs, then export; None (after saying why) when they are wrong."""
+    pin_kit_paths()   # a relative KIT_DATA/KIT_CACHE means: relative to where the command started
     try:
         paths = notebook_paths(args.notebooks)
+        if not paths:
+            raise ValueError(f"no notebooks found in {' '.join(args.notebooks)}")
         profile = get_profile(args.profile)
+        _check_out_dir(args.out)
+        if args.via == "webpdf" and (not args.execute or any(plan(p, profile, args.via, args.force) != "cached"
+                                                             for p in paths)):
+            _check_browser()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    if not paths:
-        print(f"error: no notebooks found in {' '.join(args.notebooks)}", file=sys.stderr)
-        return 2
-    results = export_notebooks(paths, args.out, profile=profile, execute=args.execute, via=args.via,
-                               timeout=args.timeout, merge=args.merge)
+        return None
+    return export_notebooks(paths, args.out, profile=profile, execute=args.execute, via=args.via,
+                            timeout=args.timeout, merge=args.merge, force=args.force)
+
+
+def _report(results: Sequence[ExportResult], strict: bool = False) -> int:
+    """Print the summary table; exit code 1 when any notebook failed (or, strict, did not fit)."""
     print("\n" + summary_table(results))
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"\n{len(failed)} of {len(results)} notebook(s) failed.", file=sys.stderr)
-    return 1 if failed else 0
+    unfit = [r for r in results if r.findings]
+    if strict and unfit:
+        print(f"\n--strict: {len(unfit)} notebook(s) have content wider than the page (listed above); "
+              "shorten the line, narrow or transpose the table, or split the equation.", file=sys.stderr)
+    return 1 if failed or (strict and unfit) else 0
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse an output folder that is a file or cannot be created."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; name a folder for the PDFs (it is created if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot create the output folder ({error.strerror}); "
+                         "choose a folder you can write to.") from error
+
+
+def _check_browser() -> None:
+    """Find the browser before any notebook runs (a wrong CHROMIUM_PATH raises ValueError)."""
+    from .browser import find_browser
+
+    find_browser()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -196,21 +268,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="seconds allowed per cell (default 1800)")
     parser.add_argument("--merge", action=argparse.BooleanOptionalAction, default=None,
                         help=f"write {MERGED_NAME} (default: when more than one notebook is exported)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit code 1) when anything is wider than the printed page (preflight)")
+    parser.add_argument("--force", action="store_true",
+                        help="execute even when the export cache holds this sheet's run")
     return parser
 
 
-def _to_pdf(nb: NotebookNode, path: Path, via: str) -> bytes:
-    """PDF bytes of an executed notebook by the chosen route."""
+def _to_pdf(nb: NotebookNode, path: Path, via: str, profile: str | None = None,
+            findings: list[Finding] | None = None) -> bytes:
+    """PDF bytes of an executed notebook by the chosen route; the preflight's findings go into ``findings``."""
+    from .browser import KitWebPDFExporter
+    from .tidy import with_title_block
+
     resources = {"metadata": {"name": path.stem, "path": str(path.parent.resolve())}}
+    nb = with_title_block(nb, path, get_profile(profile))
     if via == "latex":
         return _latex_pdf(nb, resources)
-    pdf, _ = KitWebPDFExporter().from_notebook_node(nb, resources=resources)
+    pdf, resources = KitWebPDFExporter().from_notebook_node(nb, resources=resources)
+    if findings is not None:
+        findings.extend(resources.get("kit_findings", []))
     return pdf
 
 
 def _latex_pdf(nb: NotebookNode, resources: dict) -> bytes:
     """PDF bytes via nbconvert's LaTeX route (needs xelatex and pandoc)."""
     from nbconvert import PDFExporter
+
+    from .tidy import tidy_notebook
 
     missing = [tool for tool in ("xelatex", "pandoc") if shutil.which(tool) is None]
     if missing:
@@ -226,4 +311,61 @@ def _check_route(via: str) -> None:
         raise ValueError(f"Unknown export route {via!r}; choose one of {', '.join(ROUTES)}.")
 
 
+# --- submit, verify, reproduce ------------------------------------------------------------------
 
+def _submit(argv: Sequence[str]) -> int:
+    """``submit``: export (through the cache), then write one verifiable zip per sheet."""
+    from .bundle import make_bundle
+
+    parser = _parser()
+    parser.prog += " submit"
+    parser.add_argument("--bundles", type=Path, default=Path("build/submit"), help="zip folder (default build/submit)")
+    parser.set_defaults(merge=False)
+    args = parser.parse_args(argv)
+    if not args.execute:
+        print("error: submit bundles executed notebooks; drop --no-execute.", file=sys.stderr)
+        return 2
+    results = _run_export(args)
+    if results is None:
+        return 2
+    for r in results:
+        if r.ok:
+            print(f"bundle: {make_bundle(r.executed, r.pdf, args.bundles / f'{r.notebook.stem}.zip')}")
+    return _report(results, args.strict)
+
+
+def _verify(argv: Sequence[str]) -> int:
+    """``verify``: check submission bundles; exit code 1 naming every mismatch."""
+    from .bundle import verify
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.export verify",
+                                     description="Check submission bundles written by `submit`.")
+    parser.add_argument("bundles", nargs="+", type=Path, help="bundle zips")
+    bad = 0
+    for bundle in parser.parse_args(argv).bundles:
+        report, problems = verify(bundle)
+        print(f"{bundle}:")
+        print("\n".join(f"  {line}" for line in report))
+        print("\n".join(f"  MISMATCH {p}" for p in problems) or "  verified: notebook, PDF and manifest agree")
+        bad += bool(problems)
+    return 1 if bad else 0
+
+
+def _reproduce(argv: Sequence[str]) -> int:
+    """``reproduce``: run sheets in the full profile, collect their reference tables into a document."""
+    from .reproduce import REPRODUCTION, write_reproduction
+
+    parser = _parser()
+    parser.prog += " reproduce"
+    parser.add_argument("--doc", type=Path, default=REPRODUCTION, help="document to update (docs/REPRODUCTION.md)")
+    parser.set_defaults(profile="full", out=Path("build/reproduce"), merge=False)
+    args = parser.parse_args(argv)
+    results = _run_export(args)
+    if results is None:
+        return 2
+    records = {r.notebook.stem: r.pdf.with_suffix(".run.json") for r in results if r.ok}
+    print(f"reference tables of {len(records)} sheet(s) written to {write_reproduction(records, args.doc)}")
+    return _report(results, args.strict)
+
+
+COMMANDS = {"submit": _submit, "verify": _verify, "reproduce": _reproduce}

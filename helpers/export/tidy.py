@@ -1,47 +1,146 @@
-"""Make executed outputs printable: progress bars as their final state, huge outputs trimmed.
+"""Make executed outputs printable: what a grader needs, nothing of the machine it ran on.
 
-A PDF cannot animate, so a progress bar must appear once, as it ended, and a cell that printed
-ten thousand lines must not turn into two hundred pages.  Three clean-ups, applied to a copy of
-the executed notebook just before it is turned into HTML:
+A PDF cannot animate, and a grader reads answers, not progress bars, warnings or the student's
+home folder.  The clean-ups, applied to a copy of the executed notebook just before it becomes HTML:
 
-* ipywidget outputs (``tqdm.auto`` bars in a kernel) become plain text built from the widget
-  state that nbclient stores in the notebook's metadata: ``desc: 100%|██████████| 100/100 [...]``;
-* stream text rewritten with carriage returns (text-mode tqdm) keeps only each line's last state;
+* jupyter-book's cell tags: ``remove-cell`` drops the cell, ``remove-input`` its code,
+  ``remove-output`` its outputs (a sheet can show a figure without the code that draws it);
+* progress bars are dropped: ipywidget bars (``tqdm.auto`` in a kernel) and the whole stderr
+  stream (text-mode tqdm, warnings, logging); other widgets become text from their final state;
+  ``Downloading …`` lines go too.  Bars stay live in JupyterLab; what they said (trained or
+  cached) is in the run record;
+* local paths (the cache, the repository, the home folder) print as ``<cache>``, ``<repo>``, ``~``;
+* stream text rewritten with carriage returns keeps only each line's last state;
 * stream and plain-text outputs longer than ``max_lines`` lines or ``max_chars`` characters keep
-  their head and tail around a note ``[… N lines trimmed …]``.
+  their head and tail around a note ``[… N lines trimmed …]``;
+* a PNG figure gets a display width of its true size (pixels / DPI), so its text prints at the
+  point size it was drawn with (a wider figure is shrunk to the text width by the print CSS);
+* every cell gets the id ``kit-cell-<number>``, so the preflight can name the cell it measured.
+
+``title_block`` builds the box that opens each sheet's PDF (sheet, profile, date, device, version).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
+import datetime
 import html
+import json
+import os
 import re
+import struct
+from pathlib import Path
 
 from nbformat import NotebookNode
-from nbformat.v4 import new_output
+from nbformat.v4 import new_markdown_cell, new_output
+
+from ..config import REPO_ROOT
+from .provenance import kit_label
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 MAX_LINES = 60
 MAX_CHARS = 10_000
-BAR_WIDTH = 10
+
+REMOVE_CELL, REMOVE_INPUT, REMOVE_OUTPUT = "remove-cell", "remove-input", "remove-output"
+TITLE_ID = "kit-title"
+DOWNLOAD_LINE = re.compile(r"^\s*Downloading\b.*(\n|$)", re.MULTILINE)
 
 _TAG = re.compile(r"<[^>]+>")
 
 
 def tidy_notebook(nb: NotebookNode, max_lines: int = MAX_LINES, max_chars: int = MAX_CHARS) -> NotebookNode:
-    """Return a copy of ``nb`` with widgets as text, progress bars collapsed and huge outputs trimmed."""
+    """Return a copy of ``nb`` fit for paper: tags honoured, noise dropped, paths hidden, long outputs trimmed."""
     nb = copy.deepcopy(nb)
     states = _widget_states(nb)
+    prefixes = local_prefixes()
+    kept, number = [], 0
     for cell in nb.cells:
+        if cell.get("id") == TITLE_ID:   # the export's title block is not one of the sheet's cells
+            kept.append(cell)
+            continue
+        number += 1
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if REMOVE_CELL in tags:
+            continue
+        cell["id"] = f"kit-cell-{number}"
+        kept.append(cell)
         if cell.get("cell_type") != "code":
             continue
-        outputs = [_widget_as_text(out, states) for out in cell.get("outputs", [])]
+        if REMOVE_INPUT in tags:
+            # nbconvert's templates skip the input of a cell marked so (as its TagRemovePreprocessor does).
+            cell.metadata.setdefault("transient", {})["remove_source"] = True
+        outputs = [] if REMOVE_OUTPUT in tags else cell.get("outputs", [])
+        outputs = [_widget_as_text(out, states) for out in outputs if not _is_noise(out, states)]
         outputs = _merge_streams([out for out in outputs if out is not None])
-        cell.outputs = [_trim_output(out, max_lines, max_chars) for out in outputs]
+        outputs = [_true_size(_hide_paths(_drop_download_lines(out), prefixes)) for out in outputs]
+        cell.outputs = [_trim_output(out, max_lines, max_chars) for out in outputs if not _is_empty(out)]
+    nb.cells = kept
     # Widgets are text now; without this metadata the HTML also skips loading the widget
     # renderer from a CDN, which would fail (or hang) offline.
     nb.metadata.pop("widgets", None)
     return nb
+
+
+def local_prefixes() -> list[tuple[str, str]]:
+    """(local path, what to print instead), longest first: the cache, the repository, home, temp."""
+    pairs = {}
+    if os.environ.get("KIT_CACHE"):
+        pairs[str(Path(os.environ["KIT_CACHE"]).expanduser().resolve())] = "<cache>"
+    for variable in ("KIT_DATA", "KIT_SHARED_DATA"):
+        if os.environ.get(variable):
+            pairs.setdefault(str(Path(os.environ[variable]).expanduser().resolve()), "<data>")
+    pairs.setdefault(str(REPO_ROOT / ".cache"), "<cache>")
+    pairs.setdefault(str(REPO_ROOT), "<repo>")
+    pairs.setdefault(str(Path.home()), "~")
+    return sorted(pairs.items(), key=lambda pair: len(pair[0]), reverse=True)
+
+
+def hide_paths(text: str, prefixes: list[tuple[str, str]] | None = None) -> str:
+    """Replace local path prefixes in ``text`` (also inside URLs like ``sqlite:////home/…``)."""
+    for local, shown in prefixes if prefixes is not None else local_prefixes():
+        if len(local) > 1:   # never rewrite "/" itself
+            text = text.replace(local, shown)
+    return text
+
+
+def title_block(sheet: str, profile: str, date: str, device: str, version: str) -> NotebookNode:
+    """The box that opens a sheet's PDF: which sheet, which profile, when, on what, with which kit."""
+    rows = [("Sheet", sheet), ("Run profile", profile), ("Date", date), ("Device", device), ("Kit version", version)]
+    cells = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    cell = new_markdown_cell(f'<div class="kit-title"><table>{cells}</table></div>')
+    cell["id"] = TITLE_ID
+    return cell
+
+
+def with_title_block(nb: NotebookNode, path: Path, profile: str) -> NotebookNode:
+    """A copy of ``nb`` opening with the title block: sheet, profile, date, device, kit version."""
+    # The device the kernel recorded wins; else the one the kit picks here (KIT_DEVICE, cuda, mps, cpu).
+    device = nb.metadata.get("kit", {}).get("device")
+    if not device:
+        from ..device import get_device  # imports torch: only for notebooks that recorded no device
+        device = get_device().type
+    block = title_block(sheet=f"{sheet_title(path)} ({path.name})", profile=profile,
+                        date=datetime.date.today().isoformat(), device=str(device), version=kit_label())
+    nb = copy.deepcopy(nb)
+    nb.cells.insert(0, block)
+    return nb
+
+
+def sheet_title(notebook: Path) -> str:
+    """The notebook's first heading (its sheet title), else its file name."""
+    try:
+        cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        cells = []
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            source = "".join(cell.get("source", []))
+            for line in source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return Path(notebook).stem
 
 
 def collapse_carriage_returns(text: str) -> str:
@@ -83,8 +182,6 @@ def widget_text(model_id: str, states: dict[str, dict]) -> str | None:
     if name.endswith("BoxModel"):
         parts = [widget_text(_ref(child), states) for child in state.get("children", [])]
         return "".join(part for part in parts if part)
-    if "Progress" in name:
-        return _bar(state)
     if "value" in state and isinstance(state["value"], str):
         # HTML/Label widgets; tqdm pads with figure spaces so the widget keeps its width.
         text = html.unescape(_TAG.sub("", state["value"]))
@@ -92,6 +189,84 @@ def widget_text(model_id: str, states: dict[str, dict]) -> str | None:
     description = state.get("description", "")
     value = state.get("value")
     return f"{description} {value}".strip() if value is not None else None
+
+
+def _is_noise(output: NotebookNode, states: dict[str, dict]) -> bool:
+    """Whether an output is a progress bar or stderr (warnings, logging, text-mode bars)."""
+    if output.get("output_type") == "stream":
+        return output.get("name") == "stderr"
+    view = output.get("data", {}).get(WIDGET_VIEW)
+    return view is not None and _has_progress(view.get("model_id", ""), states)
+
+
+def _has_progress(model_id: str, states: dict[str, dict]) -> bool:
+    """Whether a widget is, or contains, a progress bar."""
+    model = states.get(model_id, {})
+    if "Progress" in model.get("model_name", ""):
+        return True
+    return any(_has_progress(_ref(child), states) for child in model.get("state", {}).get("children", []))
+
+
+def _drop_download_lines(output: NotebookNode) -> NotebookNode:
+    """Remove 'Downloading …' lines from a stream (the data came; the URL is noise on paper)."""
+    if output.get("output_type") == "stream":
+        output["text"] = DOWNLOAD_LINE.sub("", output["text"])
+    return output
+
+
+def _hide_paths(output: NotebookNode, prefixes: list[tuple[str, str]]) -> NotebookNode:
+    """Local paths out of a stream, a traceback or a result's text forms."""
+    if output.get("output_type") == "stream":
+        output["text"] = hide_paths(output["text"], prefixes)
+    elif output.get("output_type") == "error":
+        output["evalue"] = hide_paths(output.get("evalue", ""), prefixes)
+        output["traceback"] = [hide_paths(line, prefixes) for line in output.get("traceback", [])]
+    for kind in ("text/plain", "text/html", "text/markdown", "text/latex"):
+        value = output.get("data", {}).get(kind)
+        if value is not None:
+            output["data"][kind] = hide_paths("".join(value) if isinstance(value, list) else value, prefixes)
+    return output
+
+
+def png_size_inches(data: bytes) -> tuple[float, float] | None:
+    """(width, height) in inches from a PNG's header and its pHYs chunk; None without a DPI."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    at = 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind == b"pHYs" and length == 9:
+            per_x, per_y, unit = struct.unpack(">IIB", data[at + 8:at + 17])
+            if unit == 1 and per_x > 0 and per_y > 0:   # pixels per metre
+                return width / (per_x * 0.0254), height / (per_y * 0.0254)
+            return None
+        if kind in (b"IDAT", b"IEND"):   # pHYs must come before the image data
+            return None
+        at += 12 + length
+    return None
+
+
+def _true_size(output: NotebookNode) -> NotebookNode:
+    """Give a PNG without an explicit size the display width of its true size (96 CSS px per inch)."""
+    png = output.get("data", {}).get("image/png")
+    if png is None:
+        return output
+    meta = output.setdefault("metadata", {}).setdefault("image/png", {})
+    if "width" in meta:
+        return output
+    try:
+        size = png_size_inches(base64.b64decode("".join(png) if isinstance(png, list) else png))
+    except (binascii.Error, struct.error):
+        size = None
+    if size is not None:
+        meta["width"] = round(size[0] * 96)
+    return output
+
+
+def _is_empty(output: NotebookNode) -> bool:
+    """A stream left with nothing to print."""
+    return output.get("output_type") == "stream" and not output.get("text", "").strip()
 
 
 def _widget_states(nb: NotebookNode) -> dict[str, dict]:
@@ -147,12 +322,3 @@ def _hidden(state: dict, states: dict[str, dict]) -> bool:
     """Whether the widget's layout hides it (tqdm hides bars it closes)."""
     layout = states.get(_ref(state.get("layout") or ""), {}).get("state", {})
     return layout.get("visibility") == "hidden" or layout.get("display") == "none"
-
-
-def _bar(state: dict) -> str:
-    """A text progress bar like tqdm's: |██████    |."""
-    low, high = float(state.get("min", 0)), float(state.get("max", 100))
-    value = float(state.get("value", 0))
-    fraction = 0.0 if high <= low else min(max((value - low) / (high - low), 0.0), 1.0)
-    filled = round(fraction * BAR_WIDTH)
-    return "|" + "█" * filled + " " * (BAR_WIDTH - filled) + "|"

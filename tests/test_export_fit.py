@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -120,3 +121,18 @@ def test_png_size_in_inches_comes_from_its_dpi():
     fig.savefig(buffer, format="png")
     width, height = png_size_inches(buffer.getvalue())
     assert width == pytest.approx(4.0, abs=0.02) and height == pytest.approx(2.5, abs=0.02)
+
+
+def test_coverage_reads_wrapped_table_cells_word_by_word_but_still_finds_a_lost_cell(monkeypatch):
+    import nbformat
+    from helpers.export import coverage
+
+    nb = nbformat.v4.new_notebook()
+    table = "<table><tr><td>delta-rule gradients against autograd</td><td>zebra quokka</td></tr></table>"
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output(
+        "execute_result", data={"text/html": table, "text/plain": "t"}, execution_count=1)])]
+    # pdftotext reads a wrapped cell interleaved with its neighbour's lines.
+    monkeypatch.setattr(coverage, "pdf_text", lambda pdf: "x = 1\ndelta-rule gradients\nzebra quokka\nagainst autograd\n")
+    assert coverage.missing_from_pdf(nb, Path("unused.pdf")) == []
+    monkeypatch.setattr(coverage, "pdf_text", lambda pdf: "x = 1\ndelta-rule gradients against autograd\nzebra\n")
+    assert coverage.missing_from_pdf(nb, Path("unused.pdf")) == ["cell 1: table cell 'zebra quokka'"]

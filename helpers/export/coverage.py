@@ -65,8 +65,13 @@ def missing_from_pdf(notebook: Path | NotebookNode, pdf: Path) -> list[str]:
             if (number, item) in seen:
                 continue
             seen.add((number, item))
-            if item not in text and _SPACE.sub("", item) not in squeezed:
-                missing.append(f"cell {number}: {kind} {item!r}")
+            if item in text or _SPACE.sub("", item) in squeezed:
+                continue
+            # A table cell that wraps over several lines is read interleaved with its neighbours'
+            # lines, so its words are found one by one; a cut-off column still loses all of them.
+            if kind == "table cell" and all(word in text or word in squeezed for word in item.split()):
+                continue
+            missing.append(f"cell {number}: {kind} {item!r}")
     return missing
 
 

@@ -6,8 +6,10 @@
 Targets on an H100: MediumNet CIFAR-10 epoch with the data on the device <= 1 s; LargeNet GPU speedup
 >= 20x over the course's 2-core CPU (emulated on any machine with --cpu-threads 2).
 The CPU is timed on --cpu-limit images and its epoch time extrapolated from images/s (epoch time is linear
-in the number of images); the table says so. Without CIFAR-10 on disk the script generates format-faithful
-stand-ins (same shapes, same file format, so the same timings; the losses mean nothing) and says so.
+in the number of images); the table says so. Without CIFAR-10 on disk the script uses the sheet's full-size,
+format-faithful stand-ins (``helpers.data.cifar10_or_standins``: same shapes, same file format, so the same
+timings; the losses mean nothing) and says so. The measurements are the sheet's own (``helpers.gpu_lab.Lab``).
+Without a GPU its rows and targets read "awaiting a GPU".
 """
 from __future__ import annotations
 
@@ -19,50 +21,24 @@ import time
 import pandas as pd
 import torch
 
-from helpers import standins
-from helpers.config import cache_dir, get_profile, seed_everything
-from helpers.data import DataNotFoundError, Split, cifar10_datasets, load_cifar10, make_dataloader
+from helpers.config import get_profile
+from helpers.data import cifar10_datasets, cifar10_or_standins, load_cifar10
 from helpers.device import accelerator
-from helpers.gpu_lab import NO_GPU, device_name, measure_epochs
-from helpers.models import LargeNet, MediumNet, SmallNet
+from helpers.gpu_lab import Lab, device_name
 from helpers.profiles import settings
 
 from ._results import write_section
 
-MODELS = {"SmallNet": SmallNet, "MediumNet": MediumNet, "LargeNet": LargeNet}
 TITLE = "GPU performance lab (sheet 4)"
+AWAITING = "awaiting a GPU"
 
 
-def load_data(profile: str):
-    """CIFAR-10 as tensors and as a per-sample Dataset; generated stand-ins (and a note) when it is missing."""
-    try:
-        return load_cifar10(), cifar10_datasets()[0], "CIFAR-10"
-    except DataNotFoundError as err:
-        # 5 batches; 5,000 images are held out for validation when there are more than that.
-        n_per_batch = {"full": 10_000, "quick": 2_000, "smoke": 200}[profile]   # 45,000 / 5,000 / 900 to train
-        root = cache_dir() / "bench-data" / f"cifar10-standin-{n_per_batch}"
-        if standins.read_marker(root / "cifar-10-batches-py") is None:
-            print(f"writing {5 * n_per_batch:,} stand-in images to {root} ...", flush=True)
-            standins.write_cifar10(root, n_per_batch=n_per_batch, n_test=100)
-        first = str(err).splitlines()[0]
-        note = f"generated CIFAR-10-format stand-ins ({first}); timings are representative, losses are not"
-        print(f"NOTE: {note}", flush=True)
-        return load_cifar10(root), cifar10_datasets(root)[0], note
-
-
-def measure(model_name, device, splits, train_set, *, batch_size, limit, epochs, warmup_steps, num_workers,
-            pipeline):
-    """One record: model × device × pipeline, on the first ``limit`` training images."""
-    seed_everything(0)
-    if pipeline == "dataloader":
-        loader = make_dataloader(train_set, batch_size, limit=limit, num_workers=num_workers,
-                                 pin_memory=device.type == "cuda")
-    else:
-        train = splits.train if limit is None else Split(splits.train.X[:limit], splits.train.y[:limit])
-        loader = train.loader(batch_size, shuffle=True, device=device)
-    rec = measure_epochs(MODELS[model_name](), loader, device=device, epochs=epochs, warmup_steps=warmup_steps)
-    rec["pipeline"] = pipeline
-    return rec
+def load_lab(profile: str) -> tuple[Lab, str]:
+    """The sheet's Lab on CIFAR-10, or on its full-size stand-ins (smoke: small ones), and a note on which."""
+    root, real = cifar10_or_standins()
+    note = "CIFAR-10" if real else ("small smoke stand-ins" if profile == "smoke" else
+                                    "CIFAR-10-format stand-ins of the real size; timings are valid, losses are not")
+    return Lab(cifar10_datasets(root)[0], load_cifar10(root), real=real), note
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -91,15 +67,15 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     gpu, cpu = accelerator(), torch.device("cpu")
-    splits, train_set, source = load_data(profile)
-    n_full = len(splits.train)
-    print(f"profile {profile}; data: {source}; GPU: {device_name(gpu) if gpu else NO_GPU}", flush=True)
+    lab, source = load_lab(profile)
+    n_full = len(lab.splits.train)
+    print(f"profile {profile}; data: {source}; GPU: {device_name(gpu) if gpu else AWAITING}", flush=True)
     rows = []
 
     def add(part, model, device, *, batch_size, limit, epochs, warmup_steps, num_workers, pipeline):
         n = n_full if limit is None else min(limit, n_full)
         if device is None:
-            rows.append({"part": part, "model": model, "kind": "gpu", "device": NO_GPU, "pipeline": pipeline,
+            rows.append({"part": part, "model": model, "kind": "gpu", "device": AWAITING, "pipeline": pipeline,
                          "batch": batch_size, "images timed": 0})
             return
         threads = torch.get_num_threads()
@@ -107,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.cpu_threads)
             n = min(n, cpu_limit) if cpu_limit else n
         try:
-            rec = measure(model, device, splits, train_set, batch_size=batch_size, limit=n, epochs=epochs,
-                          warmup_steps=warmup_steps, num_workers=num_workers, pipeline=pipeline)
+            rec = lab.measure(model, device, batch_size=batch_size, train_limit=n, epochs=epochs,
+                              warmup_steps=warmup_steps, num_workers=num_workers, pipeline=pipeline)
         finally:
             torch.set_num_threads(threads)
         full_epoch = n_full / rec["images_per_s"]
@@ -124,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({rec['images_per_s']:.0f} img/s)", flush=True)
 
     # Part 1 (+ LargeNet for the speedup target): CPU vs GPU on both input pipelines.
-    s = settings("perf.cpu_vs_gpu", profile)
+    s = settings("gpu.cpu_vs_gpu", profile)
     common = dict(epochs=s["epochs"], warmup_steps=s["warmup_steps"], num_workers=s["num_workers"])
     for model in ("MediumNet", "LargeNet"):
         for pipeline in ("dataloader", "tensors"):
@@ -132,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
                 add("1 cpu vs gpu", model, device, batch_size=s["batch_size"], limit=s["train_limit"],
                     pipeline=pipeline, **common)
     # Part 2: batch sizes on the lab device (GPU when there is one), both pipelines.
-    s = settings("perf.batch_size", profile)
+    s = settings("gpu.batch_size", profile)
     for b in s["batch_sizes"]:
         for pipeline in ("dataloader", "tensors"):
             add("2 batch size", s["model"], gpu or cpu, batch_size=b, limit=s["train_limit"], pipeline=pipeline,
                 epochs=s["epochs"], warmup_steps=s["warmup_steps"], num_workers=s["num_workers"])
-    # Part 6 is the dataloader/tensors pair of parts 1 and 2 (same model, same batch size 64).
+    # The sheet's 'where the time goes' is the dataloader/tensors pair of parts 1 and 2 (MediumNet, batch 64).
 
     table = pd.DataFrame(rows)
     key = f"epoch of {n_full:,} (s)"
@@ -152,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         for pipeline in ("dataloader", "tensors"):
             c, g = epoch(model, "cpu", pipeline), epoch(model, "gpu", pipeline)
             lines.append(f"- {model}, {pipeline}: CPU ({args.cpu_threads} threads) {c:.2f} s, GPU "
-                         + (f"{g:.3f} s, speedup {c / g:.1f}×" if gpu else NO_GPU))
+                         + (f"{g:.3f} s, speedup {c / g:.1f}×" if gpu else AWAITING))
     g_med = epoch("MediumNet", "gpu", "tensors")
     speed_large = epoch("LargeNet", "cpu", "tensors") / epoch("LargeNet", "gpu", "tensors")
-    verdict = (lambda ok: "PASS" if ok else "FAIL") if gpu is not None else (lambda ok: f"not measured ({NO_GPU})")
+    verdict = (lambda ok: "PASS" if ok else "FAIL") if gpu is not None else (lambda ok: AWAITING)
     lines.append(f"- target MediumNet epoch with data on the device ≤ 1 s: {verdict(g_med <= 1.0)}"
                  + (f" ({g_med:.3f} s)" if gpu else ""))
     lines.append(f"- target LargeNet GPU speedup ≥ 20× over a {args.cpu_threads}-thread CPU: "
@@ -165,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
              f"steps, synchronised (CUDA events on the GPU). CPU runs use {args.cpu_threads} torch threads and "
              f"{cpu_limit or 'all'} images; the column `{key}` extrapolates every run to the full training set "
              f"from its images/s. `dataloader` = torchvision Dataset + DataLoader (the course's path), `tensors` = "
-             f"in-memory batches already on the device (the kit's path). Part 6 = dataloader vs tensors rows.")
+             f"in-memory batches already on the device (the kit's path). 'Where the time goes' = dataloader vs tensors rows.")
     markdown = f"{notes}\n\n{summary}\n\n{markdown_table(table)}\n"
     print("\n" + markdown)
     print(f"({time.perf_counter() - t0:.0f} s)")

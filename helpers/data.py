@@ -457,6 +457,27 @@ def _cifar_root(root: str | Path | None) -> tuple[Path, bool]:
         "network access and KIT_OFFLINE unset so torchvision downloads it.") from error
 
 
+def cifar10_or_standins() -> tuple[Path, bool]:
+    """The CIFAR-10 root to use and whether it is the real set; full-size stand-ins when it is missing. Prints which.
+
+    For measurements of speed and memory (the GPU lab): those depend on the images' size and format, not
+    on what they show. Anything that needs the real pixels (losses, accuracies) must use ``load_cifar10``.
+    """
+    try:
+        base, standin = _cifar_root(None)
+    except DataNotFoundError as err:
+        reason = _download_reason(err.__cause__).removesuffix(".")
+        base, standin = standins.cifar10_full_size_root(), True
+        print(f"CIFAR-10 not found ({reason}).\nUsing 50,000 generated stand-in images of the real size and "
+              "format:\ntimings and memory are valid; losses and accuracies are not.")
+        return base, False
+    if standin:
+        print("CIFAR-10: small generated stand-ins (smoke profile).\nTimings, losses and accuracies are not valid.")
+    else:
+        print("CIFAR-10: the real data set.")
+    return base, not standin
+
+
 def _open_cifar(base: Path, train: bool, transform=None) -> KitCIFAR10:
     """KitCIFAR10 on ``base``; on a failed checksum, an error naming the damaged file."""
     try:

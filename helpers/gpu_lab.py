@@ -18,21 +18,31 @@ times the loop the sheets train with, not a second one. Device, precision and me
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from .callbacks import Callback
+from .config import seed_everything
+from .data import Split, Splits, make_dataloader
 from .device import amp_dtype, get_device, synchronize
-from .training import Trainer
+from .models import LargeNet, MediumNet, SmallNet, count_parameters
+from .training import Trainer, evaluate
 
 NO_GPU = "no GPU"
+NOT_MEASURED = "not measured: no GPU"
+STANDIN_NOTE = "Stand-in data: timings and memory are valid, losses and accuracies are not."
+MODELS = {"SmallNet": SmallNet, "MediumNet": MediumNet, "LargeNet": LargeNet}
 
 
 def device_name(device: torch.device | str | None = None) -> str:
@@ -195,18 +205,6 @@ def cpu_bf16_native() -> bool:
         return False
 
 
-def cap_workers(values: list[int], cores: int | None = None) -> tuple[list[int], str]:
-    """Keep the worker counts a machine with ``cores`` CPU cores can run; return them and a note on what was dropped."""
-    cores = cores or os.cpu_count() or 1
-    if any(v < 0 for v in values):
-        raise ValueError(f"num_workers must be >= 0, got {values}.")
-    kept = [v for v in values if v <= cores]
-    dropped = [v for v in values if v > cores]
-    note = (f"Skipped num_workers = {', '.join(map(str, dropped))}: this machine has {cores} CPU cores, and more "
-            f"worker processes than cores only compete with the training process for them." if dropped else "")
-    return kept, note
-
-
 def _batches(loader: Iterable, n: int) -> Iterator:
     """Yield n batches from the loader, starting over when it runs out."""
     given = 0
@@ -304,5 +302,155 @@ def unavailable_record(label: str | None = None, reason: str = NO_GPU, **setting
     return record
 
 
-__all__ = ["NO_GPU", "Timer", "Timing", "EpochTimer", "device_name", "time_fn", "throughput", "environment_report",
-           "measure_epochs", "unavailable_record", "cpu_bf16_native", "cap_workers"]
+# --- the lab: one call per measurement, tables, the factors ranked -----------------------
+
+class Lab:
+    """The lab's data (per-sample Dataset and decoded tensors) and one call that measures a fresh model."""
+
+    def __init__(self, train_set: Dataset, splits: Splits, real: bool):
+        self.train_set, self.splits, self.real = train_set, splits, real
+
+    def loader(self, n: int | None, batch_size: int, device: torch.device, *, num_workers: int = 0,
+               pipeline: str = "dataloader", pin_memory: bool = False) -> Iterable:
+        """The first ``n`` training images: through a DataLoader (the course's path) or as tensors on the device."""
+        if pipeline == "dataloader":
+            return make_dataloader(self.train_set, batch_size, limit=n, num_workers=num_workers, pin_memory=pin_memory)
+        if pipeline != "tensors":
+            raise ValueError(f"pipeline must be 'dataloader' or 'tensors', got {pipeline!r}.")
+        train = self.splits.train if n is None else Split(self.splits.train.X[:n], self.splits.train.y[:n])
+        return train.loader(batch_size, shuffle=True, device=device)
+
+    def measure(self, model: str, device: torch.device | None, *, batch_size: int, train_limit: int | None,
+                epochs: int, warmup_steps: int, num_workers: int = 0, pipeline: str = "dataloader",
+                amp: bool = False, lr: float = 1e-3, label: str | None = None, accuracy: bool = False) -> dict:
+        """Train a fresh ``model`` (seed 0) with ``measure_epochs``; a 'not measured' record where there is no device.
+
+        Warnings raised meanwhile (e.g. PyTorch's about too many workers) are kept in the record, not printed.
+        With ``accuracy`` and real data, the validation accuracy after the timed epochs is added.
+        """
+        setup = dict(model=model, batch_size=batch_size, num_workers=num_workers, pipeline=pipeline, amp=amp,
+                     val_acc=float("nan"), warnings=[])
+        if device is None:
+            return unavailable_record(label, NOT_MEASURED, **setup)
+        if model not in MODELS:
+            raise ValueError(f"Unknown model {model!r}; choose one of {', '.join(MODELS)}.")
+        seed_everything(0)
+        net = MODELS[model]()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loader = self.loader(train_limit, batch_size, device, num_workers=num_workers, pipeline=pipeline)
+            record = measure_epochs(net, loader, device=device, epochs=epochs, warmup_steps=warmup_steps, amp=amp,
+                                    lr=lr, label=label)
+        record.update(setup, params=count_parameters(net), warnings=sorted({str(w.message) for w in caught}))
+        if accuracy and self.real:
+            record["val_acc"] = evaluate(net, self.splits.val.loader(1024, device=device), device=device)[1]
+        return record
+
+
+    def run(self, settings: dict, device: torch.device | None, **overrides) -> dict:
+        """``measure`` with a profile entry's settings (model, batch_size, train_limit, epochs, warmup_steps,
+        num_workers), any of them overridden by keyword."""
+        keys = ("model", "batch_size", "train_limit", "epochs", "warmup_steps", "num_workers")
+        return self.measure(device=device, **({k: settings[k] for k in keys if k in settings} | overrides))
+
+COLUMNS = {"epoch_time_median": "epoch (s)", "epoch_time_spread": "spread (s)", "images_per_s": "images/s",
+           "peak_mem_mb": "peak memory (MB)", "peak_mem_increase_mb": "memory added (MB)", "val_acc": "val. accuracy",
+           "batch_size": "batch", "num_workers": "workers", "params": "parameters", "images_per_epoch": "images",
+           "final_loss": "final loss", "cpu_s": "CPU epoch (s)", "gpu_s": "GPU epoch (s)", "speedup": "GPU speedup",
+           "megabytes": "MB copied", "pageable_s": "pageable (s)", "pinned_s": "pinned (s)",
+           "pageable_gb_s": "pageable GB/s", "pinned_gb_s": "pinned GB/s", "share_of_epoch": "share of epoch"}
+# What an empty cell means, per column; any other missing number is a GPU measurement on a machine without one.
+NA_TEXT = {"val_acc": "real data only"}
+
+
+def _cell(value, column: str):
+    """One table cell: 3 significant digits, thousands separated, a sentence where a number is missing."""
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return NA_TEXT.get(column, NOT_MEASURED)
+        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return f"{value:,}"
+    return value
+
+
+def lab_table(df: pd.DataFrame, columns: list[str], *, standin: bool, caption: str = ""):
+    """A narrow table of the chosen columns, with a caption; on stand-in data the caption says what is valid."""
+    shown = pd.DataFrame({COLUMNS.get(c, c): [_cell(v, c) for v in df[c]] for c in columns})
+    note = " ".join(part for part in (caption, STANDIN_NOTE if standin else "") if part)
+    styler = shown.style.hide(axis="index")
+    return styler.set_caption(note) if note else styler
+
+
+def speedup_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Per model: images per epoch, CPU and GPU epoch time and the GPU's speedup (NaN where no GPU was measured)."""
+    rows = []
+    for model, runs in records.groupby("model", sort=False):
+        times = runs.set_index("label")["epoch_time_median"]
+        rows.append({"model": model, "images_per_epoch": runs["images_per_epoch"].max(), "cpu_s": times["CPU"],
+                     "gpu_s": times["GPU"], "speedup": times["CPU"] / times["GPU"]})
+    return pd.DataFrame(rows)
+
+
+def require(namespace: dict, **sections: str) -> None:
+    """Stop with a sentence naming the earlier section to run when one of its results is missing."""
+    missing = [f"“{section}” (it makes `{name}`)" for name, section in sections.items() if name not in namespace]
+    if missing:
+        raise RuntimeError(f"Run the section {' and '.join(missing)} first: this one uses its results.")
+
+
+def memory_column(device: torch.device) -> str:
+    """The record field holding a run's own memory: the CUDA allocator's peak, or the RSS increase elsewhere."""
+    return "peak_mem_mb" if device.type == "cuda" else "peak_mem_increase_mb"
+
+
+def effect(times: Iterable[float]) -> float:
+    """Slowest over fastest epoch time of a factor's settings (NaN when fewer than two were measured)."""
+    values = [t for t in times if not math.isnan(t)]
+    return max(values) / min(values) if len(values) >= 2 else float("nan")
+
+
+def rank_factors(factors: dict[str, pd.Series]) -> pd.DataFrame:
+    """Each factor's effect on the epoch time (slowest / fastest setting), largest first; unmeasured ones last.
+
+    ``factors`` maps a factor's name to its epoch times indexed by setting (e.g. batch size → seconds).
+    """
+    rows = []
+    for name, times in factors.items():
+        times = times.astype(float).dropna()
+        rows.append({"factor": name, "effect": effect(times),
+                     "fastest": str(times.idxmin()) if len(times) >= 2 else NOT_MEASURED,
+                     "slowest": str(times.idxmax()) if len(times) >= 2 else NOT_MEASURED})
+    out = pd.DataFrame(rows).sort_values("effect", ascending=False, na_position="last").reset_index(drop=True)
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out
+
+
+def measure_transfers(loader: Iterable, device: torch.device | None, repeats: int = 3) -> dict:
+    """Time copying one epoch's batches to the GPU from pageable and from pinned host memory (CUDA only).
+
+    The batches are decoded once beforehand, so only the copies are timed: ``.to(device)`` from ordinary
+    (pageable) memory, which the driver first copies into a pinned buffer, against ``.to(device,
+    non_blocking=True)`` from page-locked memory, which the GPU's copy engine reads directly.
+    """
+    nan = float("nan")
+    if device is None or device.type != "cuda":
+        return {"pageable_s": nan, "pinned_s": nan, "megabytes": nan, "pageable_gb_s": nan, "pinned_gb_s": nan,
+                "note": NOT_MEASURED if device is None or device.type == "cpu" else f"CUDA only, not {device.type}"}
+    pageable = [(xb.contiguous(), yb.contiguous()) for xb, yb in loader]
+    pinned = [(xb.pin_memory(), yb.pin_memory()) for xb, yb in pageable]
+
+    def copy(batches, non_blocking):
+        for xb, yb in batches:
+            xb.to(device, non_blocking=non_blocking), yb.to(device, non_blocking=non_blocking)
+
+    slow = time_fn(lambda: copy(pageable, False), repeats=repeats, warmup=1, device=device).median
+    fast = time_fn(lambda: copy(pinned, True), repeats=repeats, warmup=1, device=device).median
+    nbytes = sum(xb.nbytes + yb.nbytes for xb, yb in pageable)
+    return {"pageable_s": slow, "pinned_s": fast, "megabytes": nbytes / 1e6, "pageable_gb_s": nbytes / 1e9 / slow,
+            "pinned_gb_s": nbytes / 1e9 / fast, "note": ""}
+
+
+__all__ = ["NO_GPU", "NOT_MEASURED", "STANDIN_NOTE", "MODELS", "Lab", "lab_table", "speedup_table", "require", "memory_column", "effect",
+           "rank_factors", "measure_transfers", "Timer", "Timing", "EpochTimer", "device_name", "time_fn", "throughput", "environment_report",
+           "measure_epochs", "unavailable_record", "cpu_bf16_native"]

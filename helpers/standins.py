@@ -110,13 +110,20 @@ def _blob_templates(n_classes: int, size: int, channels: int) -> np.ndarray:
 def _class_images(labels: np.ndarray, n_classes: int, size: int, channels: int,
                   rng: np.random.Generator) -> np.ndarray:
     """Images (N, ch, H, W) uint8: class template × random contrast, shifted ±2 px, plus noise."""
+    # Vectorised (50,000 CIFAR-size images in seconds), drawing the same random numbers in the same order as
+    # a per-image loop would, so the stand-ins stay byte-identical for a seed.
     templates = _blob_templates(n_classes, size, channels)
-    images = templates[labels] * rng.uniform(0.6, 1.0, size=(len(labels), 1, 1, 1))
-    shifts = rng.integers(-2, 3, size=(len(labels), 2))
-    for i, (dy, dx) in enumerate(shifts):
-        images[i] = np.roll(images[i], (dy, dx), axis=(-2, -1))
+    offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
+    # Every class template shifted by every (dy, dx) in ±2 px; each image picks one of them.
+    shifted = np.stack([np.roll(templates, offset, axis=(-2, -1)) for offset in offsets], axis=1)
+    n = len(labels)
+    contrast = rng.uniform(0.6, 1.0, size=(n, 1, 1, 1))
+    shifts = rng.integers(-2, 3, size=(n, 2))
+    images = shifted[labels, (shifts[:, 0] + 2) * 5 + (shifts[:, 1] + 2)] * contrast
     images += rng.normal(0.0, 0.12, size=images.shape)
-    return (np.clip(images, 0.0, 1.0) * 255).round().astype(np.uint8)
+    np.clip(images, 0.0, 1.0, out=images)
+    images *= 255
+    return images.round().astype(np.uint8)
 
 
 def _balanced_labels(n: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -257,19 +264,40 @@ _SMOKE_WRITERS = {
 }
 
 
+def _publish_standin(root: Path, top: str, folder: Path, writer) -> None:
+    """Write a stand-in into ``root/top`` unless ``root/folder`` holds an intact one."""
+    if marker_intact(root / folder):
+        return
+    # Missing, or damaged (a file deleted or changed, as the corrupt-file advice says to do): write it
+    # afresh into a private folder and rename it into place, so that two processes starting at once
+    # never see (or leave) a half-written data set.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{top}-", dir=root))
+    writer(tmp)
+    if not store.publish_dir(tmp / top, root / top) and not marker_intact(root / folder):
+        store.publish_dir(tmp / top, root / top, replace=True)  # not a lost race: a broken leftover
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def smoke_data_root() -> Path:
     """Return ``cache_dir()/"smoke-data"`` with all stand-ins, writing any that are missing."""
     root = cache_dir() / "smoke-data"
     root.mkdir(parents=True, exist_ok=True)
     for top, (writer, folder) in _SMOKE_WRITERS.items():
-        if marker_intact(root / folder):
-            continue
-        # Missing, or damaged (a file deleted or changed, as the corrupt-file advice says to do): write it
-        # afresh into a private folder and rename it into place, so that two processes starting at once
-        # never see (or leave) a half-written data set.
-        tmp = Path(tempfile.mkdtemp(prefix=f".{top}-", dir=root))
-        writer(tmp)
-        if not store.publish_dir(tmp / top, root / top) and not marker_intact(root / folder):
-            store.publish_dir(tmp / top, root / top, replace=True)  # not a lost race: a broken leftover
-        shutil.rmtree(tmp, ignore_errors=True)
+        _publish_standin(root, top, folder, writer)
+    return root
+
+
+CIFAR_TRAIN_SIZE, CIFAR_TEST_SIZE = 50_000, 10_000
+
+
+def cifar10_full_size_root() -> Path:
+    """Return ``cache_dir()/"standin-data"`` with CIFAR-10 stand-ins of the real size (50,000 + 10,000), written once.
+
+    For the GPU lab without CIFAR-10: timings and memory depend on the shapes and the file format, not
+    on what the pixels show, so these measure the same work as the real set (losses and accuracies do not).
+    """
+    root = cache_dir() / "standin-data"
+    root.mkdir(parents=True, exist_ok=True)
+    writer = lambda tmp: write_cifar10(tmp, n_per_batch=CIFAR_TRAIN_SIZE // 5, n_test=CIFAR_TEST_SIZE)  # noqa: E731
+    _publish_standin(root, "cifar-10-batches-py", Path("cifar-10-batches-py"), writer)
     return root

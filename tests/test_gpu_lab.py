@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -12,8 +14,10 @@ from torch import nn
 from helpers import device, gpu_lab
 from helpers.data import make_dataloader
 from helpers.device import RSS_KIND
-from helpers.gpu_lab import (NO_GPU, Timer, Timing, environment_report, measure_epochs, throughput, time_fn,
-                             unavailable_record)
+from helpers.data import Split, Splits
+from helpers.gpu_lab import (NO_GPU, NOT_MEASURED, STANDIN_NOTE, Lab, Timer, Timing, environment_report, lab_table,
+                             measure_epochs, measure_transfers, rank_factors, require, speedup_table, throughput,
+                             time_fn, unavailable_record)
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)
 
@@ -173,13 +177,6 @@ def test_cuda_timer_waits_for_kernels():
     assert timing.median > 1e-5
 
 
-def test_cap_workers_drops_counts_above_the_cores():
-    kept, note = gpu_lab.cap_workers([0, 2, 4, 8], cores=2)
-    assert kept == [0, 2]
-    assert "4, 8" in note and "2 CPU cores" in note
-    assert gpu_lab.cap_workers([0, 2], cores=4) == ([0, 2], "")
-
-
 def test_measure_epochs_times_the_trainers_own_epochs(monkeypatch):
     # The lab has no loop of its own: every timed step is Trainer.train_step.
     from helpers.training import Trainer
@@ -190,3 +187,93 @@ def test_measure_epochs_times_the_trainers_own_epochs(monkeypatch):
     data = torch.utils.data.TensorDataset(torch.randn(40, 3, 4, 4), torch.arange(40) % 2)
     rec = measure_epochs(tiny_model(), make_dataloader(data, batch_size=8), device="cpu", epochs=2, warmup_steps=3)
     assert len(steps) == 3 + 2 * 5 and rec["images_per_epoch"] == 40 and rec["loader"] == "DataLoader"
+
+
+# --- the lab's pieces -----------------------------------------------------------------------------
+
+def _tiny_lab(real: bool, n: int = 64) -> Lab:
+    """A Lab over random CIFAR-shaped images: a per-sample TensorDataset and the same images as Splits."""
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
+    split = Split(X, y)
+    return Lab(torch.utils.data.TensorDataset(X, y), Splits(split, split, split, [str(i) for i in range(10)], "t"), real)
+
+
+def test_lab_measures_the_trainers_epochs_and_adds_accuracy_only_on_real_data(one_thread):
+    common = dict(batch_size=32, train_limit=64, epochs=1, warmup_steps=1)
+    real = _tiny_lab(real=True).measure("SmallNet", torch.device("cpu"), accuracy=True, **common)
+    assert real["images_per_epoch"] == 64 and real["model"] == "SmallNet" and real["params"] > 0
+    assert 0.0 <= real["val_acc"] <= 1.0
+    standin = _tiny_lab(real=False).measure("SmallNet", torch.device("cpu"), accuracy=True, pipeline="tensors", **common)
+    assert math.isnan(standin["val_acc"]) and standin["pipeline"] == "tensors" and standin["images_per_epoch"] == 64
+
+
+def test_lab_without_a_device_says_not_measured():
+    rec = _tiny_lab(real=True).measure("LargeNet", None, batch_size=8, train_limit=8, epochs=1, warmup_steps=0)
+    assert rec["note"] == NOT_MEASURED and math.isnan(rec["epoch_time_median"]) and rec["model"] == "LargeNet"
+    with pytest.raises(ValueError, match="Unknown model"):
+        _tiny_lab(real=True).measure("HugeNet", torch.device("cpu"), batch_size=8, train_limit=8, epochs=1,
+                                     warmup_steps=0)
+
+
+def test_lab_keeps_warnings_of_loader_creation_out_of_the_output(monkeypatch, one_thread):
+    real_factory = gpu_lab.make_dataloader
+
+    def warning_factory(*args, **kwargs):
+        # Stands in for PyTorch's "more workers than cores" warning, raised when the DataLoader is built.
+        warnings.warn("This DataLoader will create 8 worker processes in total.", UserWarning)
+        return real_factory(*args, **kwargs)
+
+    monkeypatch.setattr(gpu_lab, "make_dataloader", warning_factory)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escapes the Lab fails the test
+        rec = _tiny_lab(real=False).measure("SmallNet", torch.device("cpu"), batch_size=32, train_limit=32,
+                                            epochs=1, warmup_steps=0)
+    assert rec["warnings"] == ["This DataLoader will create 8 worker processes in total."]
+
+
+def test_lab_table_formats_numbers_and_says_what_is_missing():
+    df = pd.DataFrame({"model": ["SmallNet"], "epoch_time_median": [1234.5678], "gpu_s": [float("nan")],
+                       "val_acc": [float("nan")], "params": [376_000]})
+    styler = lab_table(df, ["model", "epoch_time_median", "gpu_s", "val_acc", "params"], standin=True, caption="Part 1.")
+    row = styler.data.iloc[0].tolist()
+    assert row == ["SmallNet", "1,235", NOT_MEASURED, "real data only", "376,000"]
+    assert list(styler.data.columns) == ["model", "epoch (s)", "GPU epoch (s)", "val. accuracy", "parameters"]
+    assert styler.caption == "Part 1. " + STANDIN_NOTE
+    assert lab_table(df, ["model"], standin=False).caption is None
+
+
+def test_speedup_table_and_ranking():
+    records = pd.DataFrame({"model": ["SmallNet", "SmallNet", "LargeNet", "LargeNet"],
+                            "label": ["CPU", "GPU", "CPU", "GPU"], "epoch_time_median": [2.0, 1.0, 30.0, 1.5],
+                            "images_per_epoch": [100, 100, 20, 20]})
+    speed = speedup_table(records).set_index("model")
+    assert speed["speedup"].tolist() == [2.0, 20.0] and speed.loc["LargeNet", "images_per_epoch"] == 20
+    ranked = rank_factors({"workers": pd.Series({0: 10.0, 2: 9.0}), "device": pd.Series({"CPU": 8.0, "GPU": float("nan")}),
+                           "batch": pd.Series({16: 20.0, 1024: 5.0})})
+    assert ranked["factor"].tolist() == ["batch", "workers", "device"]  # unmeasured last
+    assert ranked["effect"][0] == 4.0 and ranked["fastest"][0] == "1024" and ranked["slowest"][2] == NOT_MEASURED
+
+
+def test_require_names_the_missing_section():
+    require({"part1": 1}, part1="Part 1")
+    with pytest.raises(RuntimeError, match="“Part 2”"):
+        require({"part1": 1}, part1="Part 1", part2="Part 2")
+
+
+def test_measure_transfers_without_cuda_touches_nothing():
+    class Exploding:
+        def __iter__(self):
+            raise AssertionError("the loader must not be read when there is nothing to measure")
+
+    for device in (None, torch.device("cpu")):
+        result = measure_transfers(Exploding(), device)
+        assert math.isnan(result["pageable_s"]) and result["note"] == NOT_MEASURED
+
+
+@needs_cuda
+def test_measure_transfers_pinned_and_pageable_on_cuda():
+    data = torch.utils.data.TensorDataset(torch.randn(512, 3, 32, 32), torch.zeros(512, dtype=torch.long))
+    result = measure_transfers(make_dataloader(data, batch_size=64), torch.device("cuda"), repeats=2)
+    assert result["megabytes"] == pytest.approx(512 * (3 * 32 * 32 * 4 + 8) / 1e6)
+    assert result["pageable_s"] > 0 and result["pinned_s"] > 0

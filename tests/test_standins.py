@@ -97,3 +97,20 @@ def test_smoke_data_root_writes_once(monkeypatch):
     written = marker.stat().st_mtime_ns
     assert standins.smoke_data_root() == root and marker.stat().st_mtime_ns == written
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no leftover temporary folders
+
+
+def test_full_size_cifar_standins_are_written_once_and_found_offline(monkeypatch, tmp_path, capsys):
+    from helpers import data
+
+    # The real size is 50,000 + 10,000 images; the same code path at a hundredth of it keeps the test fast.
+    monkeypatch.setattr(standins, "CIFAR_TRAIN_SIZE", 500)
+    monkeypatch.setattr(standins, "CIFAR_TEST_SIZE", 100)
+    monkeypatch.setenv("KIT_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(data, "data_search_roots", lambda: [tmp_path / "empty"])  # no real copy anywhere
+    root, real = data.cifar10_or_standins()
+    assert not real and "stand-in" in capsys.readouterr().out
+    marker = root / "cifar-10-batches-py" / standins.MARKER
+    written = marker.stat().st_mtime_ns
+    assert data.cifar10_or_standins()[0] == root and marker.stat().st_mtime_ns == written
+    splits = data.load_cifar10(root, val_size=50)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (450, 50, 100)

@@ -136,3 +136,17 @@ def test_coverage_reads_wrapped_table_cells_word_by_word_but_still_finds_a_lost_
     assert coverage.missing_from_pdf(nb, Path("unused.pdf")) == []
     monkeypatch.setattr(coverage, "pdf_text", lambda pdf: "x = 1\ndelta-rule gradients against autograd\nzebra\n")
     assert coverage.missing_from_pdf(nb, Path("unused.pdf")) == ["cell 1: table cell 'zebra quokka'"]
+
+
+def test_coverage_forgives_a_hyphen_broken_at_a_line_end_but_not_a_lost_minus_sign(monkeypatch):
+    import nbformat
+    from helpers.export import coverage
+
+    nb = nbformat.v4.new_notebook()
+    table = "<table><tr><td>linear_probe, lr 1e-05: 0.5050</td><td>-0.0133</td></tr></table>"
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output(
+        "execute_result", data={"text/html": table, "text/plain": "t"}, execution_count=1)])]
+    monkeypatch.setattr(coverage, "pdf_text", lambda pdf: "x = 1\nlinear_probe, lr 1e05: 0.5050\n-0.0133\n")
+    assert coverage.missing_from_pdf(nb, Path("unused.pdf")) == []
+    monkeypatch.setattr(coverage, "pdf_text", lambda pdf: "x = 1\nlinear_probe, lr 1e05: 0.5050\n0.0133\n")
+    assert coverage.missing_from_pdf(nb, Path("unused.pdf")) == ["cell 1: table cell '-0.0133'"]

@@ -25,6 +25,7 @@ from .tidy import tidy_notebook
 
 CODE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?")
 _SPACE = re.compile(r"\s+")
+_INNER_HYPHEN = re.compile(r"(?<=\w)-(?=\w)")
 
 
 def pdf_text(pdf: Path) -> str:
@@ -69,10 +70,17 @@ def missing_from_pdf(notebook: Path | NotebookNode, pdf: Path) -> list[str]:
                 continue
             # A table cell that wraps over several lines is read interleaved with its neighbours'
             # lines, so its words are found one by one; a cut-off column still loses all of them.
-            if kind == "table cell" and all(word in text or word in squeezed for word in item.split()):
+            if kind == "table cell" and all(_found(word, text, squeezed) for word in item.split()):
                 continue
             missing.append(f"cell {number}: {kind} {item!r}")
     return missing
+
+
+def _found(word: str, text: str, squeezed: str) -> bool:
+    """Whether a word of a table cell is in the PDF's text, also where the line broke at its hyphen."""
+    # pdftotext drops a hyphen at which a line was broken ("1e-" / "05" reads "1e05"); a leading minus
+    # sign is not inside a word, so a lost sign is still noticed.
+    return word in text or word in squeezed or _INNER_HYPHEN.sub("", word) in squeezed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

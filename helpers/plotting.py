@@ -101,6 +101,11 @@ def _nan_mean_std(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmean(stacked, axis=0), np.nanstd(stacked, axis=0)
 
 
+def _epochs(history: History) -> np.ndarray:
+    """Epoch numbers for an axis, counted from 1 as the text counts them ("epoch 5 of 5")."""
+    return np.arange(1, len(history.epoch) + 1)
+
+
 def _label_of(keys: Sequence[str], values: Sequence) -> str:
     """'lr=0.01, width=10'."""
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values))
@@ -119,7 +124,7 @@ def plot_history(history: History, metrics: str | Sequence[str] = ("loss", "acc"
         for split, name in SPLITS.items():
             values = _finite(getattr(history, f"{split}_{metric}"))
             if np.isfinite(values).any():
-                ax.plot(history.epoch, values, marker="o" if len(values) <= 20 else None, ms=3,
+                ax.plot(_epochs(history), values, marker="o" if len(values) <= 20 else None, ms=3,
                         color=SPLIT_COLORS[split], label=name)
         _finish(ax, METRIC_NAMES[metric], "epoch", METRIC_NAMES[metric])
     fig.suptitle((title or "Training curves") + (" (diverged)" if history.diverged else ""))
@@ -161,7 +166,7 @@ def _series(history: History, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
                          + (" or 'step_loss'." if x == "step" else "."))
     values = _finite(getattr(history, y))
     if x == "epoch":
-        return np.asarray(history.epoch, dtype=float), values
+        return _epochs(history).astype(float), values
     steps_per_epoch = len(history.step_loss) / max(len(history.epoch), 1)
     return steps_per_epoch * np.arange(1, len(values) + 1), values
 
@@ -566,7 +571,7 @@ def plot_trial_curves(study: "optuna.Study", metric: str | Sequence[str] = "val_
         best = pick(finite, key=lambda ts: ts[1])[0] if finite else None
         for trial, score in scored:
             history = trial_history(trial)
-            ax.plot(history.epoch, _finite(getattr(history, name)), color=color_of(score), alpha=0.8,
+            ax.plot(_epochs(history), _finite(getattr(history, name)), color=color_of(score), alpha=0.8,
                     lw=2.5 if trial is best else 1.0, ls="-" if np.isfinite(score) else "--",
                     label=f"best (trial {trial.number})" if trial is best else None,
                     zorder=3 if trial is best else 2)

@@ -346,3 +346,14 @@ def test_long_legend_goes_beside_the_axes():
     # Eight entries: the legend starts right of the axes; one entry: it stays inside them.
     assert long_ax.get_legend().get_window_extent(renderer).x0 >= long_ax.get_window_extent(renderer).x1
     assert short_ax.get_legend().get_window_extent(renderer).x1 <= short_ax.get_window_extent(renderer).x1
+
+
+def test_epoch_axes_count_from_one_like_the_text():
+    from helpers.plotting import plot_history
+    from helpers.record import History
+
+    h = History()
+    for e in range(3):
+        h.append_epoch(epoch=e, train_loss=1.0 / (e + 1), val_loss=1.2 / (e + 1))
+    fig = plot_history(h, metrics="loss")
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3]

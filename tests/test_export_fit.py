@@ -123,14 +123,18 @@ def test_png_size_in_inches_comes_from_its_dpi():
     assert width == pytest.approx(4.0, abs=0.02) and height == pytest.approx(2.5, abs=0.02)
 
 
+def _table_notebook(table_html: str):
+    """A one-cell notebook whose code 'x = 1' printed ``table_html``."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output(
+        "execute_result", data={"text/html": table_html, "text/plain": "t"}, execution_count=1)])]
+    return nb
+
+
 def test_coverage_reads_wrapped_table_cells_word_by_word_but_still_finds_a_lost_cell(monkeypatch):
-    import nbformat
     from helpers.export import coverage
 
-    nb = nbformat.v4.new_notebook()
-    table = "<table><tr><td>delta-rule gradients against autograd</td><td>zebra quokka</td></tr></table>"
-    nb.cells = [nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output(
-        "execute_result", data={"text/html": table, "text/plain": "t"}, execution_count=1)])]
+    nb = _table_notebook("<table><tr><td>delta-rule gradients against autograd</td><td>zebra quokka</td></tr></table>")
     # pdftotext reads a wrapped cell interleaved with its neighbour's lines.
     monkeypatch.setattr(coverage, "pdf_text", lambda pdf: "x = 1\ndelta-rule gradients\nzebra quokka\nagainst autograd\n")
     assert coverage.missing_from_pdf(nb, Path("unused.pdf")) == []
@@ -139,13 +143,9 @@ def test_coverage_reads_wrapped_table_cells_word_by_word_but_still_finds_a_lost_
 
 
 def test_coverage_forgives_a_hyphen_broken_at_a_line_end_but_not_a_lost_minus_sign(monkeypatch):
-    import nbformat
     from helpers.export import coverage
 
-    nb = nbformat.v4.new_notebook()
-    table = "<table><tr><td>linear_probe, lr 1e-05: 0.5050</td><td>-0.0133</td></tr></table>"
-    nb.cells = [nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.v4.new_output(
-        "execute_result", data={"text/html": table, "text/plain": "t"}, execution_count=1)])]
+    nb = _table_notebook("<table><tr><td>linear_probe, lr 1e-05: 0.5050</td><td>-0.0133</td></tr></table>")
     monkeypatch.setattr(coverage, "pdf_text", lambda pdf: "x = 1\nlinear_probe, lr 1e05: 0.5050\n-0.0133\n")
     assert coverage.missing_from_pdf(nb, Path("unused.pdf")) == []
     monkeypatch.setattr(coverage, "pdf_text", lambda pdf: "x = 1\nlinear_probe, lr 1e05: 0.5050\n0.0133\n")

@@ -195,15 +195,20 @@ def _done_lines(log: Path) -> list[str]:
     return [line.split()[1] for line in log.read_text().splitlines() if line.startswith("done")]
 
 
-def test_two_processes_on_one_cache_train_each_run_once(tmp_path):
-    """Issue 12.8: two processes running the same grid trained every run twice; a per-run lock prevents it."""
-    log = tmp_path / "log.txt"
+def _start_grid(tmp_path: Path, log: Path, n_jobs: int, sleep: float) -> subprocess.Popen:
+    """Start the grid script in a subprocess (each run sleeps ``sleep`` s and logs 'done x')."""
     script = tmp_path / "grid.py"
     script.write_text(textwrap.dedent(GRID_SCRIPT))
     (tmp_path / "gridtrain.py").write_text(textwrap.dedent(GRID_MODULE))
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}", "SLEEP": "0.4", "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(log), "1"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}", "SLEEP": str(sleep), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(script), str(log), str(n_jobs)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_on_one_cache_train_each_run_once(tmp_path):
+    """Issue 12.8: two processes running the same grid trained every run twice; a per-run lock prevents it."""
+    log = tmp_path / "log.txt"
+    procs = [_start_grid(tmp_path, log, n_jobs=1, sleep=0.4) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     assert sorted(_done_lines(log)) == [str(x) for x in range(6)], "each run trained exactly once"
@@ -233,12 +238,7 @@ def test_killed_worker_is_named_by_its_grid_point(tmp_path):
 def test_interrupted_parallel_grid_counts_the_runs_on_disk(tmp_path):
     """Issue 12 (unclear failures): with n_jobs=2 Ctrl-C reported fewer cached runs than there were."""
     log = tmp_path / "log.txt"
-    script = tmp_path / "grid.py"
-    script.write_text(textwrap.dedent(GRID_SCRIPT))
-    (tmp_path / "gridtrain.py").write_text(textwrap.dedent(GRID_MODULE))
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}", "SLEEP": "0.7", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), str(log), "2"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = _start_grid(tmp_path, log, n_jobs=2, sleep=0.7)
     import time
     deadline = time.time() + 90
     while time.time() < deadline and (not log.exists() or len(_done_lines(log)) < 3):

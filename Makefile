@@ -11,6 +11,12 @@ SMOKE_PDF ?= build/smoke-pdf
 VIA      ?= webpdf
 NB_TIMEOUT ?= 300
 SUBMIT   ?= build/submit
+DIST     ?= dist
+GRADES   ?= build/grades
+# make grade: seconds allowed per submission and per cell, submissions graded at once (default: every core)
+GRADE_TIMEOUT ?= 900
+CELL_TIMEOUT  ?= 300
+JOBS     ?=
 # FORCE=1: execute every sheet even when the export cache holds its run.
 FORCE_FLAG := $(if $(FORCE),--force,)
 
@@ -24,12 +30,14 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install pdf submit verify reproduce test unit smoke lab bench clean pdf-tools
+.PHONY: help install pdf submit verify reproduce assign grade test unit smoke lab bench clean pdf-tools
 
 help:
 	@echo "make pdf    execute every notebook (KIT_PROFILE=$(KIT_PROFILE)) and export build/pdf/*.pdf"
 	@echo "make submit export + one verifiable zip per sheet in $(SUBMIT)/ (make verify checks them)"
 	@echo "make reproduce  run sheets in the full profile, reference tables into docs/REPRODUCTION.md"
+	@echo "make assign student notebooks ($(DIST)/student/) and autograders ($(DIST)/autograder/) from the masters"
+	@echo "make grade SUBMISSIONS=dir  grade handed-in notebooks or zips into $(GRADES)/gradebook.csv"
 	@echo "make test   unit tests + notebook smoke tests (KIT_PROFILE=smoke)"
 	@echo "make lab    JupyterLab on the notebooks (make lab KIT_PROFILE=smoke for the fast profile)"
 	@echo "make bench  run the benchmarks, results in benchmarks/RESULTS.md"
@@ -56,6 +64,19 @@ submit: $(STAMP) pdf-tools
 verify: $(STAMP)
 	$(PY) -m helpers.export verify $(SUBMIT)/*.zip
 
+# The committed notebooks are the masters (otter-grader's format); dist/ is built from them, never edited.
+ASSIGNED := $(DIST)/autograder/.assigned
+assign: $(ASSIGNED)
+
+$(ASSIGNED): $(STAMP) $(NB) notebooks/assignment.yml $(shell find helpers -name '*.py' -not -path '*/__pycache__/*')
+	$(PY) -m helpers.assignments assign $(NB) --out $(DIST)
+	touch $@
+
+grade: $(ASSIGNED)
+	@test -n "$(SUBMISSIONS)" || { echo "Say which folder to grade: make grade SUBMISSIONS=<folder of notebooks or submission zips>"; exit 2; }
+	$(PY) -m helpers.assignments grade $(SUBMISSIONS) --autograders $(DIST)/autograder --out $(GRADES) \
+		--timeout $(GRADE_TIMEOUT) --cell-timeout $(CELL_TIMEOUT) $(if $(JOBS),--jobs $(JOBS),)
+
 # The full profile is long on a CPU: NB= picks sheets, e.g. make reproduce NB=notebooks/01_backprop_autodiff.ipynb
 reproduce: $(STAMP) pdf-tools
 	$(PY) -m helpers.export reproduce $(NB) --via $(VIA) $(FORCE_FLAG)
@@ -66,12 +87,14 @@ unit: $(STAMP) pdf-tools
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 # Smoke runs use a fresh cache so every notebook really executes its experiments. The PDF step
-# then prints them from that cache with --strict (anything wider than the page fails) and checks
-# the PDFs: figures no wider than the text, every code word and table cell found by pdftotext.
+# then prints them from that cache with --strict (anything wider than the page fails), every
+# invariant of every run record must hold (helpers.checks), and the PDFs are checked: figures no
+# wider than the text, every code word and table cell found by pdftotext.
 smoke: $(STAMP) pdf-tools
 	tmp=$$(mktemp -d) && export KIT_PROFILE=smoke KIT_CACHE=$$tmp && \
 	$(PY) -m pytest --nbmake --nbmake-timeout=$(NB_TIMEOUT) -q -p no:cacheprovider $(NB) && \
 	$(PY) -m helpers.export $(NB) --profile smoke --strict --out $(SMOKE_PDF) && \
+	$(PY) -m helpers.checks $(SMOKE_PDF) && \
 	KIT_SMOKE_PDF=$(SMOKE_PDF) $(PY) -m pytest -q -p no:cacheprovider tests/test_sheet_pdfs.py; \
 	status=$$?; rm -rf $$tmp; exit $$status
 
@@ -84,5 +107,5 @@ bench: $(STAMP)
 	for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done
 
 clean:
-	rm -rf build .cache .pytest_cache
+	rm -rf build dist .cache .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,5 +1,7 @@
 """Draw a Var's computation graph with every node's value and gradient (matplotlib only, no graphviz).
 
+Any scalar autodiff node with ``v``, ``grad`` and ``grad_fn`` (returning ``(parent, local derivative)``
+pairs) can be drawn: the kit's ``helpers.autodiff.Var`` and the one a student writes in sheet 1.
 The figure is built without pyplot, so a notebook shows it once, as the cell's result.
 """
 from __future__ import annotations
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
-from .autodiff import Var, topological_order
+from .autodiff import Var
 
 if TYPE_CHECKING:
     from .data import Splits
@@ -20,13 +22,28 @@ _COLORS = {"leaf": "#dbe9f6", "op": "#fde7c8", "root": "#d5f0d5"}
 
 def _label(node: Var, is_leaf: bool) -> str:
     """'a\\nv=3.00\\ngrad=5.00' for a named leaf; the operation is added for computed nodes."""
+    name, op = getattr(node, "name", None), getattr(node, "op", None)
     if is_leaf:
-        head = node.name or "const"
-    elif node.name:
-        head = f"{node.name} ({node.op})" if node.op else node.name
+        head = name or "const"
+    elif name:
+        head = f"{name} ({op})" if op else name
     else:
-        head = node.op or "?"
+        head = op or "?"
     return f"{head}\nv={node.v:.2f}\ngrad={node.grad:.2f}"
+
+
+def graph_order(root: Var) -> list[Var]:
+    """Every node ``root`` depends on, each after its parents, read through ``grad_fn`` (no recursion)."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((parent, False) for parent, _ in node.grad_fn())
+    return order
 
 
 def _reading_order(root: Var, parents: dict[int, list[Var]]) -> list[Var]:
@@ -49,9 +66,9 @@ def draw_graph(root: Var, title: str | None = None, show_local: bool = True, max
     Each box shows a node's name (or operation), value and gradient; with ``show_local``
     each edge is labelled with the local derivative d(child)/d(parent).
     """
-    if not isinstance(root, Var):
-        raise ValueError(f"draw_graph needs a Var, got {type(root).__name__}.")
-    order = topological_order(root)
+    if not all(hasattr(root, field) for field in ("v", "grad", "grad_fn")):
+        raise ValueError(f"draw_graph needs a Var (with v, grad and grad_fn), got {type(root).__name__}.")
+    order = graph_order(root)
     if len(order) > max_nodes:
         raise ValueError(f"The graph has {len(order)} nodes, more than max_nodes={max_nodes} can show readably; "
                          "draw a smaller expression or raise max_nodes.")
@@ -114,7 +131,8 @@ def draw_graph(root: Var, title: str | None = None, show_local: bool = True, max
     skips = any(layer[id(n)] - layer[id(p)] > 1 for n in order for p in parents[id(n)])
     ax.set_ylim(-tallest / 2.0 - 0.1, tallest / 2.0 + (0.9 if skips else 0.1))  # room for bowed edges
     ax.axis("off")
-    ax.set_title(title or f"Computation graph of {root.name or 'the output'}: value v and gradient d(output)/d(node)")
+    ax.set_title(title or f"Computation graph of {getattr(root, 'name', None) or 'the output'}: "
+                 "value v and gradient d(output)/d(node)")
     fig.tight_layout()  # before placing edge labels, which are positioned in display coordinates
     to_display, to_data = ax.transData, ax.transData.inverted()
     for node in order:

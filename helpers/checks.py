@@ -1,7 +1,13 @@
 """Claim checks and the "course reference versus this run" table.
 
-A sheet states its findings in markdown; ``check`` tests each one on this run's numbers and prints
-✓ or ✗ with the values. It never raises: a ✗ is a result worth discussing, not a crash.
+Two kinds of claim, each printed as ✓ or ✗ with the values it was judged on, neither ever raising:
+
+- ``check``: a finding the sheet's text states ("batch norm doubles the accuracy"). A ✗ is a result
+  worth discussing (noise, a quick profile, a bug), never a crash.
+- ``invariant``: a fact of the code that must hold whatever the data (a gradient equals autograd's,
+  a table has the course's iteration counts). ``make test`` fails when any sheet's run record holds a
+  ✗ invariant: ``python -m helpers.checks build/smoke-pdf`` says which.
+
 The course's reference numbers live in ``course_reference.toml`` beside this file.
 """
 from __future__ import annotations
@@ -39,16 +45,34 @@ def _fmt(value: Any) -> str:
 
 
 def check(claim: str, ok: Any, **values: Any) -> bool:
-    """Print ✓/✗ for a claim of the text with the values it was judged on; return whether it held."""
+    """Print ✓/✗ for a finding of the text with the values it was judged on; return whether it held."""
+    return _judge(runlog.FINDING, claim, ok, values)
+
+
+def invariant(claim: str, ok: Any, **values: Any) -> bool:
+    """Print ✓/✗ for a fact of the code that must hold; return whether it held (``make test`` fails on ✗)."""
+    return _judge(runlog.INVARIANT, claim, ok, values)
+
+
+def _judge(kind: str, claim: str, ok: Any, values: dict[str, Any]) -> bool:
+    """Evaluate, print and note one claim of either kind."""
     try:
         held = bool(ok)
     except Exception:  # e.g. an ambiguous array truth value: a broken check is a failed check
         held = False
     shown = {k: _fmt(v) for k, v in values.items()}
     detail = ", ".join(f"{k}={v}" for k, v in shown.items())
-    print(f"{'✓' if held else '✗'} {claim}" + (f"  ({detail})" if detail else ""))
-    runlog.note_check(runlog.CheckResult(claim, held, shown))
+    label = "invariant: " if kind == runlog.INVARIANT else ""
+    print(f"{'✓' if held else '✗'} {label}{claim}" + (f"  ({detail})" if detail else ""))
+    runlog.note_check(runlog.CheckResult(claim, held, shown, kind))
     return held
+
+
+def failed_invariants(record: dict[str, Any]) -> list[str]:
+    """The invariants a run record (a sheet's ``.run.json``) holds as ✗, each with its values."""
+    return [c["claim"] + (f"  ({', '.join(f'{k}={v}' for k, v in c.get('values', {}).items())})"
+                          if c.get("values") else "")
+            for c in record.get("checks", []) if c.get("kind") == runlog.INVARIANT and not c.get("ok")]
 
 
 def load_reference(sheet: str, path: Path = REFERENCE_FILE) -> dict[str, Any]:
@@ -132,7 +156,7 @@ def run_record() -> None:
     if not record["checks"]:
         print("No claim checks ran in this sheet.")
         return
-    checks = pd.DataFrame([{"": "✓" if c["ok"] else "✗", "claim": c["claim"],
+    checks = pd.DataFrame([{"": "✓" if c["ok"] else "✗", "kind": c.get("kind", runlog.FINDING), "claim": c["claim"],
                             "values": ", ".join(f"{k}={v}" for k, v in c["values"].items())}
                            for c in record["checks"]])
     held = sum(c["ok"] for c in record["checks"])
@@ -147,3 +171,26 @@ def _device_name() -> str:
     from .device import get_device
 
     return str(get_device())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.checks FOLDER_OR_RUN_JSON...``: exit 1 naming every ✗ invariant of the run records."""
+    import json
+
+    paths = [Path(a) for a in (sys.argv[1:] if argv is None else argv)]
+    files = sorted(f for p in paths for f in (p.glob("*.run.json") if p.is_dir() else [p] if p.is_file() else []))
+    if not files:
+        print(f"No run records (*.run.json) in {', '.join(map(str, paths)) or 'the arguments'}: export the sheets "
+              "first (make pdf, or make smoke for the smoke profile).", file=sys.stderr)
+        return 2
+    failed = 0
+    for file in files:
+        for claim in failed_invariants(json.loads(file.read_text(encoding="utf-8"))):
+            print(f"{file.name.removesuffix('.run.json')}: invariant does not hold: {claim}", file=sys.stderr)
+            failed += 1
+    print(f"{len(files)} run records, {failed} failed invariants.")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,13 +12,17 @@ from typing import Any
 _STARTED = time.time()
 
 
+FINDING, INVARIANT = "finding", "invariant"
+
+
 @dataclass
 class CheckResult:
-    """One claim of a sheet's text, evaluated on this run's numbers."""
+    """One claim evaluated on this run's numbers: a finding of the text, or an invariant of the code."""
 
     claim: str
     ok: bool
     values: dict[str, str] = field(default_factory=dict)
+    kind: str = FINDING
 
 
 _CHECKS: list[CheckResult] = []

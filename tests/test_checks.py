@@ -61,3 +61,36 @@ def test_every_sheet_has_a_sourced_reference_section(sheet):
     assert section["source"] and section["rows"]
     for row in section["rows"]:
         assert {"key", "task", "quantity", "reference"} <= set(row)
+
+
+def test_invariants_print_their_kind_and_are_listed_when_they_fail(capsys):
+    from helpers.checks import failed_invariants, invariant
+
+    assert invariant("gradient = autograd", True, diff=0.0) is True
+    assert invariant("grid has 42 settings", False, settings=12) is False
+    check("batch norm helps", False)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("✓ invariant: gradient = autograd") and out[1].startswith("✗ invariant: grid has 42")
+    assert out[2].startswith("✗ batch norm helps")
+    record = runlog.snapshot()
+    assert [c["kind"] for c in record["checks"]] == ["invariant", "invariant", "finding"]
+    # A ✗ finding is worth discussing; only the ✗ invariant fails the tests.
+    assert failed_invariants(record) == ["grid has 42 settings  (settings=12)"]
+
+
+def test_the_smoke_run_fails_on_a_failed_invariant(tmp_path, capsys):
+    """What `make smoke` runs after the export: exit 1 naming the invariant, 0 when all hold."""
+    import json
+
+    from helpers.checks import main
+
+    good = {"checks": [{"claim": "a finding", "ok": False, "values": {}, "kind": "finding"},
+                       {"claim": "fact", "ok": True, "values": {}, "kind": "invariant"}]}
+    (tmp_path / "01_sheet.run.json").write_text(json.dumps(good))
+    assert main([str(tmp_path)]) == 0
+    bad = {"checks": [{"claim": "delta rule = autograd", "ok": False, "values": {"max_diff": "0.3"},
+                       "kind": "invariant"}]}
+    (tmp_path / "02_sheet.run.json").write_text(json.dumps(bad))
+    assert main([str(tmp_path)]) == 1
+    assert "02_sheet: invariant does not hold: delta rule = autograd  (max_diff=0.3)" in capsys.readouterr().err
+    assert main([str(tmp_path / "empty")]) == 2

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,25 +107,36 @@ def make_bundle(notebook: Path, pdf: Path, target: Path) -> Path:
     return store.write_bytes(Path(target), buffer.getvalue())
 
 
-def verify(bundle: Path) -> tuple[list[str], list[str]]:
-    """Check a bundle; return (report lines, problems). No problems means it verifies."""
+@dataclass
+class Opened:
+    """A bundle read and its integrity checked: whether its three files belong together, unedited."""
+
+    manifest: dict[str, Any] | None
+    notebook_name: str | None
+    notebook: bytes | None
+    described: dict[str, Any] | None
+    problems: list[str]  # integrity problems: a changed file, a PDF of another notebook, a manifest that lies
+
+
+def open_bundle(bundle: Path) -> Opened:
+    """Read a bundle and check its integrity (hashes, PDF stamp, manifest fields), never raising."""
     problems: list[str] = []
     try:
         zf = zipfile.ZipFile(bundle)
     except (OSError, zipfile.BadZipFile) as error:
-        return [], [f"{bundle} is not a readable zip: {error}"]
+        return Opened(None, None, None, None, [f"{bundle} is not a readable zip: {error}"])
     with zf:
         names = set(zf.namelist())
         if MANIFEST not in names:
-            return [], [f"{bundle} holds no {MANIFEST}"]
+            return Opened(None, None, None, None, [f"{bundle} holds no {MANIFEST}"])
         try:
             manifest = json.loads(zf.read(MANIFEST))
             nb_name, pdf_name = manifest["files"]["notebook"]["name"], manifest["files"]["pdf"]["name"]
         except (ValueError, KeyError, TypeError) as error:
-            return [], [f"{MANIFEST} is not a submission manifest: {error!r}"]
+            return Opened(None, None, None, None, [f"{MANIFEST} is not a submission manifest: {error!r}"])
         missing = [n for n in (nb_name, pdf_name) if n not in names]
         if missing:
-            return [], [f"missing from the bundle: {', '.join(missing)}"]
+            return Opened(manifest, None, None, None, [f"missing from the bundle: {', '.join(missing)}"])
         extra = sorted(names - {MANIFEST, nb_name, pdf_name})
         if extra:
             problems.append(f"unexpected files in the bundle: {', '.join(extra)}")
@@ -144,12 +156,21 @@ def verify(bundle: Path) -> tuple[list[str], list[str]]:
     try:
         described = describe(json.loads(nb_bytes))
     except ValueError as error:
-        return [], problems + [f"notebook {nb_name} is not valid JSON: {error}"]
+        return Opened(manifest, nb_name, nb_bytes, None, problems + [f"notebook {nb_name} is not valid JSON: {error}"])
     for key, value in described.items():
         if manifest.get(key) != value:
             problems.append(f"manifest field {key!r} does not match the notebook "
                             f"(manifest: {_short(manifest.get(key))}, notebook: {_short(value)})")
-    report = [f"{manifest.get('sheet')}: profile {described['profile']}, device {described['device']}, "
+    return Opened(manifest, nb_name, nb_bytes, described, problems)
+
+
+def verify(bundle: Path) -> tuple[list[str], list[str]]:
+    """Check a bundle; return (report lines, problems). No problems means it verifies."""
+    opened = open_bundle(bundle)
+    described, problems = opened.described, list(opened.problems)
+    if described is None:
+        return [], problems
+    report = [f"{opened.manifest.get('sheet')}: profile {described['profile']}, device {described['device']}, "
               f"executed {described['executed_at']}, git {(_short((described['git'] or {}).get('commit')))}"
               f"{' (dirty)' if (described['git'] or {}).get('dirty') else ''}",
               f"{len(described['cells'])} code cells; "

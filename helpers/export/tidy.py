@@ -15,7 +15,10 @@ home folder.  The clean-ups, applied to a copy of the executed notebook just bef
   their head and tail around a note ``[… N lines trimmed …]``;
 * a PNG figure gets a display width of its true size (pixels / DPI), so its text prints at the
   point size it was drawn with (a wider figure is shrunk to the text width by the print CSS);
-* every cell gets the id ``kit-cell-<number>``, so the preflight can name the cell it measured.
+* every cell gets the id ``kit-cell-<number>``, so the preflight can name the cell it measured;
+* a master notebook (otter-grader's format, ``helpers.master_format``) prints as the solved sheet:
+  its raw block cells and its test cells are left out, and its solution cells show the solution
+  without otter's markers and student prompts.
 
 ``title_block`` builds the box that opens each sheet's PDF (sheet, profile, date, device, version).
 """
@@ -35,6 +38,7 @@ from pathlib import Path
 from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell, new_output
 
+from .. import master_format
 from ..config import REPO_ROOT
 from .provenance import kit_label
 
@@ -55,6 +59,9 @@ def tidy_notebook(nb: NotebookNode, max_lines: int = MAX_LINES, max_chars: int =
     nb = copy.deepcopy(nb)
     states = _widget_states(nb)
     prefixes = local_prefixes()
+    # Cell numbers count the notebook's own cells, so the title block is left out of them.
+    own = [cell for cell in nb.cells if cell.get("id") != TITLE_ID]
+    master_only = {id(own[i]) for i in master_format.test_cells(own)} | {id(c) for c in own if master_format.is_boundary(c)}
     kept, number = [], 0
     for cell in nb.cells:
         if cell.get("id") == TITLE_ID:   # the export's title block is not one of the sheet's cells
@@ -62,12 +69,14 @@ def tidy_notebook(nb: NotebookNode, max_lines: int = MAX_LINES, max_chars: int =
             continue
         number += 1
         tags = set(cell.get("metadata", {}).get("tags", []))
-        if REMOVE_CELL in tags:
+        if REMOVE_CELL in tags or id(cell) in master_only:
             continue
         cell["id"] = f"kit-cell-{number}"
         kept.append(cell)
         if cell.get("cell_type") != "code":
             continue
+        if master_only:  # a master notebook: print its solutions as the solved sheet shows them
+            cell.source = master_format.printed_form(cell.source)
         if REMOVE_INPUT in tags:
             # nbconvert's templates skip the input of a cell marked so (as its TagRemovePreprocessor does).
             cell.metadata.setdefault("transient", {})["remove_source"] = True

@@ -1,0 +1,384 @@
+"""``make grade``: a folder of submissions becomes ``gradebook.csv`` and one feedback file per submission.
+
+Every file under the submissions folder is one row, whatever it is:
+
+- a notebook (``.ipynb``), or a kit submission zip (``make submit``: notebook, PDF, manifest), whose
+  integrity is verified first (``helpers.export.bundle.open_bundle``); a zip that fails is graded all
+  the same and its row says *tampered* and why;
+- anything else gets a row saying why it cannot be graded.
+
+The sheet a notebook belongs to comes from its otter metadata (``assignment_name``), else its file name.
+Each notebook is graded by ``otter run`` (otter-grader's grading without containers) in a process of its
+own, in the smoke profile with a fresh results cache, several at a time; the kit's otter plugin grades
+every question on the notebook's final state and gives each cell a time budget. A submission that runs
+past ``timeout`` seconds, or whose kernel dies, gets a row saying so; the run goes on. Nothing the
+student's code wrote is unpickled here: the grading process reports as JSON.
+
+Each finished submission is kept in ``<out>/results/`` under a key of its bytes, its autograder and the
+settings, so an interrupted run resumes without grading anything twice.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import store
+from ..export.bundle import MANIFEST, open_bundle
+from .plugin import CELL_TIMEOUT_ENV, REPORT_ENV
+
+GRADEBOOK = "gradebook.csv"
+DETAILS = "gradebook.json"  # the same rows with every test's outcome, for scripts
+GRADED, TAMPERED, TIMEOUT, ERROR, NOT_GRADABLE = "graded", "tampered", "timeout", "error", "not gradable"
+DEFAULT_TIMEOUT = 900
+DEFAULT_CELL_TIMEOUT = 300
+CHECK_CALL = re.compile(r"""grader\.check\(\s*["']([^"']+)["']\s*\)""")
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One sheet's autograder: otter's zip and the questions (written by ``make assign``)."""
+
+    assignment: str
+    notebook: str          # the student notebook's file name, e.g. 01_backprop_autodiff.ipynb
+    zip: Path
+    questions: tuple[dict, ...]  # {"name", "points", "manual"} in the sheet's order
+
+
+def load_sheets(autograders: Path) -> dict[str, Sheet]:
+    """The sheets ``make assign`` left in ``autograders`` (``<sheet>.json`` beside ``<sheet>.zip``), by name."""
+    sheets = {}
+    for info in sorted(Path(autograders).glob("*.json")):
+        data = store.read_json(info)
+        if not isinstance(data, dict) or "assignment" not in data:
+            continue
+        sheets[data["assignment"]] = Sheet(data["assignment"], data["notebook"], info.with_name(data["zip"]),
+                                           tuple(data["questions"]))
+    if not sheets:
+        raise FileNotFoundError(f"No autograders in {autograders}: run `make assign` first (it writes "
+                                "<sheet>.zip and <sheet>.json there).")
+    return sheets
+
+
+@dataclass
+class Submission:
+    """One file handed in, read: the notebook in it (if any), its sheet, and what is wrong with it."""
+
+    id: str                      # its path inside the submissions folder
+    notebook: bytes | None = None
+    sheet: Sheet | None = None
+    problem: str | None = None   # why it cannot be graded
+    tampered: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def discover(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (hidden files and macOS zip debris left out), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"SUBMISSIONS={folder} is not a folder: point it at the folder of handed-in "
+                                 "notebooks or submission zips (one per student, subfolders allowed).")
+    return sorted(p for p in folder.rglob("*") if p.is_file()
+                  and not any(part.startswith(".") or part == "__MACOSX" for part in p.relative_to(folder).parts))
+
+
+def read_submission(path: Path, root: Path, sheets: dict[str, Sheet]) -> Submission:
+    """Open one handed-in file: a notebook, a kit bundle (verified) or a zip holding one notebook."""
+    sub = Submission(str(path.relative_to(root)))
+    data = path.read_bytes()
+    if path.suffix.lower() == ".zip":
+        data = _notebook_from_zip(path, sub)
+        if data is None:
+            return sub
+    elif path.suffix.lower() != ".ipynb":
+        sub.problem = f"not a notebook: {path.name} is neither a .ipynb nor a submission .zip"
+        return sub
+    try:
+        nb = json.loads(data)
+        cells = nb["cells"]
+        if not isinstance(cells, list):
+            raise TypeError("'cells' is not a list")
+    except (ValueError, KeyError, TypeError) as error:
+        sub.problem = f"not a valid notebook ({type(error).__name__}: {str(error)[:120]})"
+        return sub
+    sub.sheet = _sheet_of(nb, path, sheets)
+    if sub.sheet is None:
+        sub.problem = (f"cannot tell which sheet this is (no otter assignment name; the file name matches none of "
+                       f"{', '.join(s.notebook for s in sheets.values())})")
+        return sub
+    if not isinstance(nb.get("metadata"), dict):
+        nb["metadata"] = {}
+    if not isinstance(nb["metadata"].get("otter"), dict):
+        nb["metadata"]["otter"] = {}
+    otter_meta = nb["metadata"]["otter"]
+    if otter_meta.get("assignment_name") != sub.sheet.assignment:
+        # otter refuses a notebook without its sheet's name; the sheet was told from the file name
+        sub.notes.append(f"no otter assignment name in the notebook: graded as {sub.sheet.assignment} by its file name")
+        otter_meta["assignment_name"] = sub.sheet.assignment
+        data = json.dumps(nb).encode()
+    sub.notebook = data
+    sub.notes += _check_cell_notes(cells, sub.sheet)
+    return sub
+
+
+def _notebook_from_zip(path: Path, sub: Submission) -> bytes | None:
+    """The notebook inside a zip; a kit bundle is verified and its integrity problems noted."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            if MANIFEST in names:
+                opened = open_bundle(path)
+                if opened.notebook is None:
+                    sub.problem = "damaged submission zip: " + "; ".join(opened.problems)
+                    return None
+                sub.tampered = list(opened.problems)
+                return opened.notebook
+            notebooks = [n for n in names if n.lower().endswith(".ipynb") and "__MACOSX" not in n]
+            if len(notebooks) != 1:
+                sub.problem = f"a zip must hold exactly one notebook; {path.name} holds {len(notebooks)}"
+                return None
+            sub.notes.append("a plain zip, not a kit bundle: nothing to verify")
+            return zf.read(notebooks[0])
+    except (OSError, zipfile.BadZipFile) as error:
+        sub.problem = f"not a readable zip: {error}"
+        return None
+
+
+def _sheet_of(nb: dict, path: Path, sheets: dict[str, Sheet]) -> Sheet | None:
+    """The sheet named in the notebook's otter metadata, else the one whose file name the path contains."""
+    meta = nb.get("metadata")
+    otter_meta = meta.get("otter") if isinstance(meta, dict) else None
+    name = otter_meta.get("assignment_name") if isinstance(otter_meta, dict) else None
+    if isinstance(name, str) and name in sheets:
+        return sheets[name]
+    stems = [s for s in sheets.values() if Path(s.notebook).stem in path.name]
+    return stems[0] if len(stems) == 1 else None
+
+
+def _check_cell_notes(cells: list, sheet: Sheet) -> list[str]:
+    """Notes on deleted or duplicated ``grader.check`` cells (grading does not depend on them)."""
+    counts: dict[str, int] = {}
+    for cell in cells:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            src = cell.get("source", "")
+            for name in CHECK_CALL.findall("".join(src) if isinstance(src, list) else str(src)):
+                counts[name] = counts.get(name, 0) + 1
+    notes = []
+    for q in sheet.questions:
+        if q["manual"]:
+            continue
+        n = counts.get(q["name"], 0)
+        if n == 0:
+            notes.append(f"no grader.check cell for {q['name']} (graded anyway)")
+        elif n > 1:
+            notes.append(f"grader.check cell for {q['name']} appears {n} times (graded once, at the end)")
+    return notes
+
+
+def grade_one(notebook: bytes, notebook_name: str, autograder: bytes, *, timeout: int = DEFAULT_TIMEOUT,
+              cell_timeout: int = DEFAULT_CELL_TIMEOUT, profile: str = "smoke") -> dict[str, Any]:
+    """Grade one notebook with ``otter run`` in a process group of its own; return the outcome as plain data."""
+    with tempfile.TemporaryDirectory(prefix="kit-grade-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "out").mkdir()
+        nb_path, zip_path, report, log_path = tmp / notebook_name, tmp / "autograder.zip", tmp / "report.json", tmp / "log"
+        nb_path.write_bytes(notebook)
+        zip_path.write_bytes(autograder)
+        env = {**os.environ, "KIT_PROFILE": profile, "KIT_CACHE": str(tmp / "cache"), "KIT_OFFLINE": "1",
+               REPORT_ENV: str(report), CELL_TIMEOUT_ENV: str(cell_timeout), "MPLBACKEND": "Agg",
+               # one thread per grading process: several run side by side
+               "OMP_NUM_THREADS": "1", "KIT_THREADS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        cmd = [sys.executable, "-m", "otter", "run", "--no-logo", "-a", str(zip_path), "-o", str(tmp / "out"),
+               str(nb_path)]
+        with open(log_path, "w+", encoding="utf-8", errors="replace") as log:
+            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)  # its own group: a timeout kills the kernel too
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                return {"status": TIMEOUT, "note": f"did not finish within {timeout} s: the notebook (or its "
+                                                   "kernel) was stopped; no question was graded"}
+            finally:
+                _kill_group(proc)  # a kernel left behind by a crash must not outlive its grading
+            log.seek(0)
+            tail = "\n".join(log.read().strip().splitlines()[-8:])
+        data = store.read_json(report) if report.is_file() else None
+        if not isinstance(data, dict) or not isinstance(data.get("questions"), dict):
+            why = "the kernel died" if "DeadKernel" in tail or "Kernel died" in tail else f"otter exited with {code}"
+            return {"status": ERROR, "note": f"grading failed ({why}); no question was graded", "log": tail}
+        return {"status": GRADED, "questions": data["questions"], "errors": data.get("errors", [])}
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill a grading process and everything it started (its kernel), if still there."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _safe_name(submission_id: str) -> str:
+    """A file name for a submission's feedback: readable, and distinct for distinct submissions."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", submission_id).strip("_")[:80] or "submission"
+    return f"{readable}-{hashlib.sha256(submission_id.encode()).hexdigest()[:8]}"
+
+
+def _key(sub: Submission, settings: dict) -> str:
+    """What decides a submission's grade: its notebook, its autograder and the grading settings."""
+    return store.content_key({"notebook": hashlib.sha256(sub.notebook).hexdigest(),
+                              "autograder": hashlib.sha256(sub.sheet.zip.read_bytes()).hexdigest(), **settings})
+
+
+Runner = Callable[[list[tuple[Submission, dict]]], Iterable[tuple[Submission, dict]]]
+
+
+def local_runner(jobs: int) -> Runner:
+    """Grade submissions in ``jobs`` processes at a time on this machine; yield (submission, outcome) as they end."""
+    def run(work: list[tuple[Submission, dict]]) -> Iterable[tuple[Submission, dict]]:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [(sub, pool.submit(grade_one, sub.notebook, sub.sheet.notebook, sub.sheet.zip.read_bytes(),
+                                         **settings)) for sub, settings in work]
+            for sub, future in futures:
+                yield sub, future.result()
+    return run
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def grade(submissions: Path, autograders: Path, out: Path, *, jobs: int | None = None,
+          timeout: int = DEFAULT_TIMEOUT, cell_timeout: int = DEFAULT_CELL_TIMEOUT, profile: str = "smoke",
+          runner: Runner | None = None, progress: Callable[[str], None] | None = print) -> Path:
+    """Grade every file under ``submissions``; write the gradebook and feedback into ``out``; return the gradebook."""
+    sheets = load_sheets(autograders)
+    root, out = Path(submissions), Path(out)
+    subs = [read_submission(p, root, sheets) for p in discover(root)]
+    settings = {"timeout": int(timeout), "cell_timeout": int(cell_timeout), "profile": profile}
+    outcomes: dict[str, dict] = {}
+    work = []
+    for sub in subs:
+        if sub.problem is not None:
+            outcomes[sub.id] = {"status": NOT_GRADABLE, "note": sub.problem}
+            continue
+        kept = store.read_json(out / "results" / f"{_key(sub, settings)}.json")
+        if isinstance(kept, dict) and kept.get("status") in (GRADED, TIMEOUT, ERROR):
+            outcomes[sub.id] = kept
+        else:
+            work.append((sub, settings))
+    if progress:
+        progress(f"{len(subs)} submissions: {len(work)} to grade, {len(outcomes)} known "
+                 f"({jobs or usable_cores()} at a time)")
+    for sub, outcome in (runner or local_runner(jobs or usable_cores()))(work):
+        store.write_json(out / "results" / f"{_key(sub, settings)}.json", outcome)  # kept the moment it ends
+        outcomes[sub.id] = outcome
+        if progress:
+            progress(f"  {sub.id}: {outcome['status']}")
+    return write_gradebook(subs, outcomes, sheets, out)
+
+
+def _row(sub: Submission, outcome: dict, sheets_questions: list[dict]) -> dict[str, Any]:
+    """One gradebook row: who, which sheet, status, scores per question, total, notes."""
+    status = outcome["status"]
+    notes = list(sub.notes)
+    if status == GRADED and sub.tampered:
+        status = TAMPERED
+        notes.insert(0, "bundle does not verify: " + "; ".join(sub.tampered))
+    if outcome.get("note"):
+        notes.insert(0, outcome["note"])
+    errors = outcome.get("errors", [])
+    if errors:
+        notes.append("cells raised errors: " + "; ".join(f"code cell {e['code_cell']} ({e['error'][:80]})"
+                                                       for e in errors[:5]) + (" …" if len(errors) > 5 else ""))
+    row: dict[str, Any] = {"submission": sub.id, "sheet": sub.sheet.assignment if sub.sheet else "",
+                           "status": status}
+    graded = outcome.get("questions", {})
+    total = possible = 0.0
+    for q in sheets_questions:
+        if sub.sheet is None or q not in sub.sheet.questions:
+            row[q["name"]] = ""
+        elif q["manual"]:
+            row[q["name"]] = "manual"
+        elif q["name"] in graded:
+            score = float(graded[q["name"]]["score"])
+            row[q["name"]] = _number(score)
+            total, possible = total + score, possible + float(graded[q["name"]]["possible"])
+        else:
+            row[q["name"]] = ""
+            if status in (GRADED, TAMPERED):
+                notes.append(f"{q['name']} was not graded (its tests did not run)")
+    scored = status in (GRADED, TAMPERED)
+    row["autograded"] = _number(total) if scored else ""
+    row["possible"] = _number(possible or sum(q["points"] for q in sub.sheet.questions if not q["manual"])) \
+        if sub.sheet else ""
+    row["note"] = " | ".join(notes)
+    return row
+
+
+def _number(x: float) -> str:
+    """A score as the gradebook prints it: 3, 2.5, 1.333."""
+    return f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+def write_gradebook(subs: list[Submission], outcomes: dict[str, dict], sheets: dict[str, Sheet], out: Path) -> Path:
+    """Write ``gradebook.csv`` (one row per submission), ``gradebook.json`` and one feedback file per submission."""
+    questions = [q for sheet in sheets.values() for q in sheet.questions]
+    rows = [_row(sub, outcomes[sub.id], questions) for sub in subs]
+    columns = ["submission", "sheet", "status", "autograded", "possible"] + [q["name"] for q in questions] + ["note"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    gradebook = store.write_text(out / GRADEBOOK, buffer.getvalue())
+    store.write_json(out / DETAILS, [{"submission": sub.id, "row": row, "outcome": outcomes[sub.id]}
+                                     for sub, row in zip(subs, rows)], indent=1)
+    feedback = out / "feedback"
+    if feedback.is_dir():
+        shutil.rmtree(feedback)  # feedback of submissions no longer in the folder must not linger
+    for sub, row in zip(subs, rows):
+        store.write_text(feedback / f"{_safe_name(sub.id)}.md", feedback_text(sub, outcomes[sub.id], row))
+    return gradebook
+
+
+def feedback_text(sub: Submission, outcome: dict, row: dict) -> str:
+    """The feedback a student gets: status, score, and each failed test with its message."""
+    lines = [f"# Feedback: {sub.id}", ""]
+    sheet = sub.sheet.assignment if sub.sheet else "unknown sheet"
+    lines.append(f"Sheet: {sheet}. Status: {row['status']}.")
+    if row["autograded"] != "":
+        lines.append(f"Autograded score: {row['autograded']} of {row['possible']} points.")
+    if row["note"]:
+        lines += ["", "Notes:"] + [f"- {n}" for n in row["note"].split(" | ")]
+    manual = [q["name"] for q in (sub.sheet.questions if sub.sheet else ()) if q["manual"]]
+    if manual:
+        lines += ["", f"Written answers ({', '.join(manual)}) are graded by hand from your PDF."]
+    for name, result in outcome.get("questions", {}).items():
+        failed = [t for t in result["tests"] if not t["passed"]]
+        lines += ["", f"## {name}: {_number(float(result['score']))} of {_number(float(result['possible']))}"]
+        if not failed:
+            lines.append("All tests passed.")
+        for test in failed:
+            kind = "hidden test" if test["hidden"] else "public test"
+            message = test["message"].strip().splitlines()
+            lines.append(f"- {test['name']} ({kind}) failed: " + (message[-1] if message else "no message"))
+    return "\n".join(lines) + "\n"

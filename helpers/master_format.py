@@ -1,0 +1,161 @@
+"""otter-grader's master-notebook format, read: questions, solution blocks, tests, and a solution's printed form.
+
+Each sheet in ``notebooks/`` is a master notebook (otter-grader 7, ``otter assign``): raw cells mark
+its blocks (``# ASSIGNMENT CONFIG``, ``# BEGIN QUESTION`` with a YAML config, ``# BEGIN SOLUTION``,
+``# BEGIN TESTS`` and their ``# END …``), and inside code cells ``# BEGIN SOLUTION`` … ``# END SOLUTION``
+lines, lines ending in ``# SOLUTION``, and ``\"\"\" # BEGIN PROMPT`` … ``\"\"\" # END PROMPT`` strings
+mark what the student writes and what the student sees instead. ``otter assign`` turns a master into
+the student notebook and the autograder; this module only reads the format:
+
+- ``questions``: each question's name, points, kind and heading;
+- ``solution_lines``: the code a student writes (to check that no student notebook holds it);
+- ``printed_form``: a solution cell as the solved sheet prints it, without markers and prompts;
+- ``is_boundary`` / ``test_cells``: the cells the solved sheet's PDF leaves out.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+ASSIGNMENT_CONFIG = "# ASSIGNMENT CONFIG"
+BOUNDARY = re.compile(r"^\s*#\s*(ASSIGNMENT CONFIG|(BEGIN|END) (QUESTION|SOLUTION|TESTS|PROMPT))\b")
+# Line markers inside code cells, as otter's solution removal reads them (otter.assign.solutions).
+_BLOCK_START = re.compile(r"^\s*# BEGIN SOLUTION( NO PROMPT)?\s*$")
+_BLOCK_END = re.compile(r"^\s*# END SOLUTION\s*$")
+_PROMPT_START = re.compile(r"^\s*(\"\"\"|''') # BEGIN PROMPT\s*$")
+_PROMPT_END = re.compile(r"^\s*(\"\"\"|''');? # END PROMPT\s*$")
+_LINE_MARK = re.compile(r"\s*# (SOLUTION NO PROMPT|SOLUTION|SEED)\s*$")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+
+
+def _source(cell: Mapping[str, Any]) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def is_boundary(cell: Mapping[str, Any]) -> bool:
+    """True for otter's raw block cells (assignment config, question/solution/test/prompt boundaries)."""
+    first = _source(cell).lstrip().splitlines()[:1]
+    return cell.get("cell_type") == "raw" and bool(first) and bool(BOUNDARY.match(first[0]))
+
+
+def _kind(cell: Mapping[str, Any]) -> str | None:
+    """'BEGIN QUESTION', 'END TESTS', … for a boundary cell, else None."""
+    if not is_boundary(cell):
+        return None
+    return BOUNDARY.match(_source(cell).lstrip().splitlines()[0]).group(1)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question of a master: its otter name, points, whether a TA grades it by hand, its heading."""
+
+    name: str
+    points: float
+    manual: bool
+    heading: str   # the first heading inside the question ('2b — `Var`: …'), or '' if it has none
+    first_cell: int  # index of the first cell after the BEGIN QUESTION boundary
+
+
+def _config(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """The YAML of a BEGIN QUESTION / ASSIGNMENT CONFIG cell."""
+    import yaml  # otter-grader depends on PyYAML
+
+    text = "\n".join(_source(cell).splitlines()[1:])
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"The config under {_source(cell).splitlines()[0]!r} is not a YAML mapping: {text!r}")
+    return data
+
+
+def assignment_config(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The master's own ASSIGNMENT CONFIG (its first cell), as a mapping; empty if it has none."""
+    if cells and _kind(cells[0]) == "ASSIGNMENT CONFIG":
+        return _config(cells[0])
+    return {}
+
+
+def questions(cells: Sequence[Mapping[str, Any]]) -> list[Question]:
+    """Every question of a master notebook's cells, in order."""
+    found, open_at = [], None
+    for index, cell in enumerate(cells):
+        kind = _kind(cell)
+        if kind == "BEGIN QUESTION":
+            if open_at is not None:
+                raise ValueError(f"cell {index + 1}: BEGIN QUESTION inside the question opened at cell {open_at + 1}")
+            open_at, config = index, _config(cell)
+            if not config.get("name"):
+                raise ValueError(f"cell {index + 1}: a question needs a name (name: q1j)")
+            inside = []
+            for later in cells[index + 1:]:
+                if _kind(later) == "END QUESTION":
+                    break
+                inside.append(later)
+            heading = next((h for c in inside if c.get("cell_type") == "markdown" for h in _headings(_source(c))), "")
+            points = config.get("points", 0)
+            total = sum(points) if isinstance(points, list) else float(points or 0)
+            found.append(Question(str(config["name"]), float(total), bool(config.get("manual", False)),
+                                  heading, index + 1))
+        elif kind == "END QUESTION":
+            open_at = None
+    return found
+
+
+def _headings(text: str) -> Iterator[str]:
+    for line in text.splitlines():
+        match = _HEADING.match(line)
+        if match and not line.lstrip().startswith("#!"):
+            yield match.group(1)
+
+
+def blocks(cells: Sequence[Mapping[str, Any]]) -> Iterator[tuple[int, str]]:
+    """(index, block) for every non-boundary cell: block is 'solution', 'tests', 'prompt' or ''."""
+    current = ""
+    for index, cell in enumerate(cells):
+        kind = _kind(cell)
+        if kind is not None:
+            verb, _, what = kind.partition(" ")
+            if what in ("SOLUTION", "TESTS", "PROMPT"):
+                current = what.lower() if verb == "BEGIN" else ""
+            continue
+        yield index, current
+
+
+def test_cells(cells: Sequence[Mapping[str, Any]]) -> set[int]:
+    """Indices of the test cells (between BEGIN TESTS and END TESTS)."""
+    return {index for index, block in blocks(cells) if block == "tests"}
+
+
+def solution_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The code lines a student writes (inside in-cell solution blocks, or ending in ``# SOLUTION``), stripped."""
+    lines = []
+    for index, block in blocks(cells):
+        if cells[index].get("cell_type") != "code" or block == "tests":
+            continue
+        inside = False
+        for line in _source(cells[index]).splitlines():
+            if _BLOCK_START.match(line) or _BLOCK_END.match(line):
+                inside = bool(_BLOCK_START.match(line))
+                continue
+            mark = _LINE_MARK.search(line)
+            if inside or (mark and mark.group(1) != "SEED"):
+                lines.append(_LINE_MARK.sub("", line).strip())
+    return [line for line in lines if line]
+
+
+def printed_form(source: str) -> str:
+    """A solution cell as the solved sheet shows it: the solution kept, markers and prompts dropped."""
+    out, in_prompt = [], False
+    for line in source.splitlines():
+        if in_prompt:
+            in_prompt = not _PROMPT_END.match(line)
+            continue
+        if _PROMPT_START.match(line):
+            in_prompt = True
+            continue
+        if _BLOCK_START.match(line) or _BLOCK_END.match(line):
+            continue
+        out.append(_LINE_MARK.sub("", line))
+    return "\n".join(out)

@@ -97,23 +97,31 @@ class _Result:
 class CourseReference:
     """Collects this run's value for each reference row of a sheet and shows the closing table."""
 
-    def __init__(self, sheet: str, profile: str | None = None):
+    def __init__(self, sheet: str, profile: str | None = None, stand_in: bool | None = None):
         section = load_reference(sheet)
         self.sheet = sheet
         self.source = section.get("source", "")
         self.rows: list[dict[str, str]] = section.get("rows", [])
         self.profile = get_profile(profile)
+        # Whether this run's data are generated stand-ins: by default, the smoke profile of a sheet on real data.
+        self.stand_in = (self.profile == "smoke" and bool(section.get("stand_ins_in_smoke"))) \
+            if stand_in is None else bool(stand_in)
         self._results: dict[str, _Result] = {}
 
     def record(self, key: str, value: Any, reproduced: bool, why: str = "") -> None:
         """Set this run's value for reference row ``key``; a differing row names its reason."""
-        if key not in {r["key"] for r in self.rows}:
+        row = next((r for r in self.rows if r["key"] == key), None)
+        if row is None:
             raise KeyError(f"{key!r} is not a row of [{self.sheet}] in {REFERENCE_FILE.name}.")
         if not reproduced and not why:
             raise ValueError(f"Row {key!r} differs from the course: say why (settings, data, hardware, noise).")
-        verdict = "reproduced" if reproduced else f"differs: {why}"
-        if reproduced and why:
-            verdict += f" ({why})"
+        if self.stand_in and row.get("data", True):
+            # A number measured on generated stand-in data says nothing about the course's data either way.
+            verdict = "not comparable: generated stand-in data"
+        else:
+            verdict = "reproduced" if reproduced else f"differs: {why}"
+            if reproduced and why:
+                verdict += f" ({why})"
         self._results[key] = _Result(_fmt(value), verdict)
 
     def frame(self) -> pd.DataFrame:

@@ -94,3 +94,16 @@ def test_the_smoke_run_fails_on_a_failed_invariant(tmp_path, capsys):
     assert main([str(tmp_path)]) == 1
     assert "02_sheet: invariant does not hold: delta rule = autograd  (max_diff=0.3)" in capsys.readouterr().err
     assert main([str(tmp_path / "empty")]) == 2
+
+
+def test_a_data_row_on_stand_in_data_is_not_comparable_and_an_exact_row_still_is_judged():
+    ref = CourseReference("sheet2", profile="smoke")
+    assert ref.stand_in
+    ref.record("2.4b.test_acc", "88.50 %", reproduced=True)
+    ref.record("1.4b.m", "0.65", reproduced=True)  # an exact computation: no data involved
+    verdicts = dict(zip(ref.frame()["quantity"], ref.frame()["verdict"]))
+    by_key = {r["key"]: r["quantity"] for r in ref.rows}
+    assert verdicts[by_key["2.4b.test_acc"]] == "not comparable: generated stand-in data"
+    assert verdicts[by_key["1.4b.m"]] == "reproduced"
+    assert not CourseReference("sheet2", profile="quick").stand_in
+    assert not CourseReference("sheet1", profile="smoke").stand_in  # sheet 1's data are generated in every profile

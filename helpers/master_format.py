@@ -8,7 +8,7 @@ mark what the student writes and what the student sees instead. ``otter assign``
 the student notebook and the autograder; this module only reads the format:
 
 - ``questions``: each question's name, points, kind and heading;
-- ``solution_lines``: the code a student writes (to check that no student notebook holds it);
+- ``solution_lines`` / ``given_lines``: the code a student writes, and the code a student is given;
 - ``printed_form``: a solution cell as the solved sheet prints it, without markers and prompts;
 - ``is_boundary`` / ``test_cells``: the cells the solved sheet's PDF leaves out.
 """
@@ -128,21 +128,33 @@ def test_cells(cells: Sequence[Mapping[str, Any]]) -> set[int]:
     return {index for index, block in blocks(cells) if block == "tests"}
 
 
-def solution_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The code lines a student writes (inside in-cell solution blocks, or ending in ``# SOLUTION``), stripped."""
-    lines = []
+def _split_lines(cells: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """(solution lines, given lines) of a master's code cells other than tests, stripped and without markers."""
+    solution, given = [], []
     for index, block in blocks(cells):
         if cells[index].get("cell_type") != "code" or block == "tests":
             continue
-        inside = False
+        inside = in_prompt = False
         for line in _source(cells[index]).splitlines():
             if _BLOCK_START.match(line) or _BLOCK_END.match(line):
                 inside = bool(_BLOCK_START.match(line))
-                continue
-            mark = _LINE_MARK.search(line)
-            if inside or (mark and mark.group(1) != "SEED"):
-                lines.append(_LINE_MARK.sub("", line).strip())
-    return [line for line in lines if line]
+            elif _PROMPT_START.match(line) or _PROMPT_END.match(line):
+                in_prompt = bool(_PROMPT_START.match(line))
+            else:
+                mark = _LINE_MARK.search(line)
+                target = solution if inside or (mark and mark.group(1) != "SEED") else given
+                target.append(_LINE_MARK.sub("", line).strip())
+    return [line for line in solution if line], [line for line in given if line]
+
+
+def solution_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The code lines a student writes (inside in-cell solution blocks, or ending in ``# SOLUTION``), stripped."""
+    return _split_lines(cells)[0]
+
+
+def given_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The code lines a student is given: everything but the solutions, the prompts' stubs included."""
+    return _split_lines(cells)[1]
 
 
 def printed_form(source: str) -> str:

@@ -6,7 +6,8 @@
 set -eu
 
 # fonts-dejavu-core: with --no-install-recommends a bare machine may have no text font at all.
-APT_PACKAGES="chromium libjs-mathjax poppler-utils fonts-dejavu-core"
+# fonts-noto-color-emoji: otter's test results print ✅/❌ (and a random emoji on success).
+APT_PACKAGES="chromium libjs-mathjax poppler-utils fonts-dejavu-core fonts-noto-color-emoji"
 
 have_browser() {
     [ -n "${CHROMIUM_PATH:-}" ] && [ -x "${CHROMIUM_PATH}" ] && return 0
@@ -24,8 +25,13 @@ have_poppler() {
     command -v pdftotext >/dev/null 2>&1 && command -v pdfimages >/dev/null 2>&1
 }
 
-if have_browser && have_mathjax && have_poppler; then
-    echo "PDF tools present: Chromium, MathJax, poppler-utils."
+have_emoji_font() {
+    # Only checked where fontconfig exists (Linux); elsewhere the system's emoji font is used.
+    ! command -v fc-list >/dev/null 2>&1 || fc-list 2>/dev/null | grep -qi "emoji"
+}
+
+if have_browser && have_mathjax && have_poppler && have_emoji_font; then
+    echo "PDF tools present: Chromium, MathJax, poppler-utils, an emoji font."
     exit 0
 fi
 

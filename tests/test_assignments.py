@@ -265,3 +265,36 @@ def test_a_second_run_grades_nothing_again(gradebook, dist, tmp_path):
     lines = []
     grade(subs, dist / "autograder", out, jobs=1, timeout=400, cell_timeout=45, progress=lines.append)
     assert lines[0].startswith("1 submissions: 0 to grade, 1 known")
+
+
+def test_a_student_sheet_exports_with_a_page_per_question(dist, tmp_path):
+    """The kit's own export of a student notebook: cover, preflight, bundle; each question findable on its pages."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers.export.coverage import pdf_text
+
+    env = {**os.environ, "KIT_CACHE": str(tmp_path / "cache"), "KIT_PROFILE": "smoke"}
+    student = dist / "student"
+    proc = subprocess.run([sys.executable, "-m", "helpers.export", "submit", SHEET1, "--profile", "smoke",
+                           "--out", str(tmp_path / "pdf"), "--bundles", str(tmp_path / "zips"), "--pagebreaks",
+                           "--strict"], cwd=student, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with zipfile.ZipFile(tmp_path / "zips" / SHEET1.replace(".ipynb", ".zip")) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    questions = mf.questions(cells_of(REPO / "notebooks" / SHEET1))
+    assert list(manifest["questions"]) == [q.name for q in questions]
+    from pypdf import PdfReader
+
+    reader = PdfReader(tmp_path / "pdf" / SHEET1.replace(".ipynb", ".pdf"))
+    import unicodedata
+
+    for q in questions:  # NFKC: the PDF's text holds ligatures (ﬂ for fl)
+        first = manifest["questions"][q.name][0]
+        assert f"Question {q.name}" in unicodedata.normalize("NFKC", reader.pages[first - 1].extract_text())
+    text = pdf_text(tmp_path / "pdf" / SHEET1.replace(".ipynb", ".pdf"))
+    for q in questions:
+        if q.heading:  # a task's heading is findable by its number
+            assert q.heading.split(" — ")[0] in text
+    assert text.count("Type your answer here") == sum(q.manual for q in questions)

@@ -146,6 +146,7 @@ class KitWebPDFExporter(WebPDFExporter):
         False, help="Let the page load http(s) resources; off, so a print never waits on a CDN."
     ).tag(config=True)
     tidy_outputs = Bool(True, help="Widgets as text, progress bars collapsed, huge outputs trimmed.").tag(config=True)
+    pagebreaks = Bool(False, help="Start each question of a student notebook on a new page.").tag(config=True)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -168,7 +169,7 @@ class KitWebPDFExporter(WebPDFExporter):
     def from_notebook_node(self, nb: NotebookNode, resources: dict | None = None, **kw: Any) -> tuple[bytes, dict]:
         """Convert a notebook node to PDF bytes (tidying its outputs first)."""
         if self.tidy_outputs:
-            nb = tidy_notebook(nb)
+            nb = tidy_notebook(nb, pagebreaks=self.pagebreaks)
         self._name = ((resources or {}).get("metadata") or {}).get("name", "notebook")
         pdf, resources = super().from_notebook_node(nb, resources=resources, **kw)
         resources["kit_findings"] = list(self.findings)

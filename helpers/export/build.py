@@ -39,18 +39,20 @@ class Built:
     how: str
 
 
-def plan(path: Path, profile: str | None = None, via: str = "webpdf", force: bool = False) -> str:
+def plan(path: Path, profile: str | None = None, via: str = "webpdf", force: bool = False,
+         pagebreaks: bool = False) -> str:
     """What exporting ``path`` will take: 'cached', 'reprinted' or 'executed'."""
     if force:
         return EXECUTED
-    k = cache.keys(path, profile, via)
+    k = cache.keys(path, profile, via, pagebreaks)
     if cache.rendering(k) is not None:
         return CACHED
     return REPRINTED if cache.executed_notebook(k.execution) else EXECUTED
 
 
 def build_sheet(path: Path, out_dir: Path, render: Renderer, *, profile: str | None = None, via: str = "webpdf",
-                timeout: int | None = None, force: bool = False, findings: list | None = None) -> Built:
+                timeout: int | None = None, force: bool = False, findings: list | None = None,
+                pagebreaks: bool = False) -> Built:
     """Export one notebook into ``out_dir`` through the cache; raises NotebookFailed when a cell fails.
 
     ``findings`` is the list the renderer fills with the preflight's findings; a cached PDF brings
@@ -58,7 +60,7 @@ def build_sheet(path: Path, out_dir: Path, render: Renderer, *, profile: str | N
     """
     findings = [] if findings is None else findings
     path, out_dir = Path(path), Path(out_dir)
-    k = cache.keys(path, profile, via)
+    k = cache.keys(path, profile, via, pagebreaks)
     stored = None if force else cache.rendering(k)
     if stored is not None:
         nb_file, pdf_file, info = stored

@@ -3,6 +3,8 @@
 A bundle holds the executed notebook, its PDF and ``manifest.json``:
 
 - ``files``: name and sha256 of the notebook and of the PDF;
+- ``questions``: for a student notebook, each question's pages in the PDF (from the question labels'
+  bookmarks; with ``--pagebreaks`` every question starts a page, as Gradescope's page matching wants);
 - what ``describe`` reads from the executed notebook: kit version, git commit and dirty flag,
   Python and package versions, profile, device, seeds, wall time, each code cell's execution count,
   duration and error state, whether the cells ran top to bottom in one kernel without error, and
@@ -20,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +67,32 @@ def pdf_notebook_hash(pdf: bytes) -> str | None:
     return str(value) if value is not None else None
 
 
+QUESTION_BOOKMARK = re.compile(r"^Question (\S+) ·")
+
+
+def question_pages(pdf: bytes) -> dict[str, list[int]]:
+    """Each question's pages (1-based) in a student's PDF: from its label's page to the page before the next one."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(pdf))
+    starts: list[tuple[int, str]] = []
+    pending = list(reader.outline)
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, list):
+            pending[:0] = item
+            continue
+        match = QUESTION_BOOKMARK.match(str(item.title or "").strip())
+        if match:
+            starts.append((reader.get_destination_page_number(item) + 1, match.group(1)))
+    starts.sort()
+    pages = {}
+    for i, (first, name) in enumerate(starts):
+        last = starts[i + 1][0] - 1 if i + 1 < len(starts) else len(reader.pages)
+        pages[name] = list(range(first, max(first, last) + 1))
+    return pages
+
+
 def describe(nb: dict[str, Any]) -> dict[str, Any]:
     """What the executed notebook says about its run (the manifest's fields other than the hashes)."""
     kit = nb.get("metadata", {}).get("kit", {})
@@ -98,7 +127,8 @@ def make_bundle(notebook: Path, pdf: Path, target: Path) -> Path:
     manifest = {"format": FORMAT, "sheet": Path(notebook).stem,
                 "files": {"notebook": {"name": Path(notebook).name, "sha256": sha256(nb_bytes)},
                           "pdf": {"name": Path(pdf).name, "sha256": sha256(pdf_bytes)}},
-                **describe(json.loads(nb_bytes))}
+                **describe(json.loads(nb_bytes)),
+                "questions": question_pages(pdf_bytes)}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(Path(notebook).name, nb_bytes)
@@ -161,6 +191,14 @@ def open_bundle(bundle: Path) -> Opened:
         if manifest.get(key) != value:
             problems.append(f"manifest field {key!r} does not match the notebook "
                             f"(manifest: {_short(manifest.get(key))}, notebook: {_short(value)})")
+    if "questions" in manifest:
+        try:
+            pages = question_pages(pdf_bytes)
+        except Exception:  # an unreadable PDF is named above
+            pages = None
+        if pages is not None and manifest["questions"] != pages:
+            problems.append(f"manifest field 'questions' does not match the PDF's question pages "
+                            f"(manifest: {_short(manifest['questions'])}, PDF: {_short(pages)})")
     return Opened(manifest, nb_name, nb_bytes, described, problems)
 
 

@@ -58,7 +58,7 @@ def read_notebook_json(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def keys(path: Path, profile: str | None = None, via: str = "webpdf") -> Keys:
+def keys(path: Path, profile: str | None = None, via: str = "webpdf", pagebreaks: bool = False) -> Keys:
     """Execution and rendering keys of the notebook at ``path``."""
     nb = read_notebook_json(path)
     execution = _digest({
@@ -73,6 +73,7 @@ def keys(path: Path, profile: str | None = None, via: str = "webpdf") -> Keys:
         "cells": [{k: c.get(k) for k in ("cell_type", "source", "metadata", "attachments")} for c in nb.get("cells", [])],
         "name": Path(path).stem,
         "via": via,
+        "pagebreaks": bool(pagebreaks),
         "export": _tree_digest(sorted(EXPORT.glob("*.py"))),
     })
     return Keys(execution, render)

@@ -92,7 +92,8 @@ class ExportResult:
 
 
 def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, execute: bool = True,
-                    via: str = "webpdf", timeout: int = DEFAULT_TIMEOUT, force: bool = False) -> ExportResult:
+                    via: str = "webpdf", timeout: int = DEFAULT_TIMEOUT, force: bool = False,
+                    pagebreaks: bool = False) -> ExportResult:
     """Execute (optionally) and export one notebook to ``out_dir/<name>.pdf``; never raises on failure."""
     path, out_dir = Path(path), Path(out_dir)
     _check_route(via)
@@ -102,10 +103,10 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
     try:
         if execute:
             def render(nb: NotebookNode, path: Path, via: str) -> bytes:
-                return _to_pdf(nb, path, via, profile, findings=result.findings)
+                return _to_pdf(nb, path, via, profile, findings=result.findings, pagebreaks=pagebreaks)
 
             built = build_sheet(path, out_dir, render, profile=profile, via=via, timeout=timeout, force=force,
-                                findings=result.findings)
+                                findings=result.findings, pagebreaks=pagebreaks)
             result.executed, result.pdf, result.pages, result.how = built.notebook, built.pdf, built.pages, built.how
         else:
             import nbformat
@@ -113,7 +114,7 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
 
             nb = nbformat.read(path, as_version=4)
             result.pdf = out_dir / f"{path.stem}.pdf"
-            result.pdf.write_bytes(_to_pdf(nb, path, via, profile, findings=result.findings))
+            result.pdf.write_bytes(_to_pdf(nb, path, via, profile, findings=result.findings, pagebreaks=pagebreaks))
             result.pages = len(PdfReader(result.pdf).pages)
     except Exception as error:  # one notebook's failure must not stop the others
         result.pdf = None
@@ -132,16 +133,17 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
 
 def export_notebooks(paths: Iterable[Path], out_dir: Path, *, profile: str | None = None, execute: bool = True,
                      via: str = "webpdf", timeout: int = DEFAULT_TIMEOUT, merge: bool | None = None,
-                     log: Callable[[str], object] = print, force: bool = False) -> list[ExportResult]:
+                     log: Callable[[str], object] = print, force: bool = False,
+                     pagebreaks: bool = False) -> list[ExportResult]:
     """Export each notebook in order, report failures as they happen, merge the PDFs that worked."""
     paths = list(paths)
     results = []
     for number, path in enumerate(paths, 1):
         what = {"cached": "unchanged, from the cache", "reprinted": "code unchanged, printing stored outputs again",
-                "executed": "executing"}[plan(path, profile, via, force)] if execute else "stored outputs"
+                "executed": "executing"}[plan(path, profile, via, force, pagebreaks)] if execute else "stored outputs"
         log(f"[{number}/{len(paths)}] {path} ({what}, profile {get_profile(profile)}, via {via})")
         result = export_notebook(path, out_dir, profile=profile, execute=execute, via=via, timeout=timeout,
-                                 force=force)
+                                 force=force, pagebreaks=pagebreaks)
         if result.error:
             print(f"FAILED {result.error}", file=sys.stderr)
         results.append(result)
@@ -215,14 +217,15 @@ def _run_export(args: argparse.Namespace) -> list[ExportResult] | None:
             raise ValueError(f"no notebooks found in {' '.join(args.notebooks)}")
         profile = get_profile(args.profile)
         _check_out_dir(args.out)
-        if args.via == "webpdf" and (not args.execute or any(plan(p, profile, args.via, args.force) != "cached"
+        if args.via == "webpdf" and (not args.execute or any(plan(p, profile, args.via, args.force, args.pagebreaks) != "cached"
                                                              for p in paths)):
             _check_browser()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return None
     return export_notebooks(paths, args.out, profile=profile, execute=args.execute, via=args.via,
-                            timeout=args.timeout, merge=args.merge, force=args.force)
+                            timeout=args.timeout, merge=args.merge, force=args.force,
+                            pagebreaks=args.pagebreaks)
 
 
 def _report(results: Sequence[ExportResult], strict: bool = False) -> int:
@@ -272,11 +275,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="fail (exit code 1) when anything is wider than the printed page (preflight)")
     parser.add_argument("--force", action="store_true",
                         help="execute even when the export cache holds this sheet's run")
+    parser.add_argument("--pagebreaks", action="store_true",
+                        help="start each question of a student notebook on a new page (Gradescope-style grading)")
     return parser
 
 
 def _to_pdf(nb: NotebookNode, path: Path, via: str, profile: str | None = None,
-            findings: list[Finding] | None = None) -> bytes:
+            findings: list[Finding] | None = None, pagebreaks: bool = False) -> bytes:
     """PDF bytes of an executed notebook by the chosen route; the preflight's findings go into ``findings``."""
     from .browser import KitWebPDFExporter
     from .tidy import with_title_block
@@ -285,7 +290,7 @@ def _to_pdf(nb: NotebookNode, path: Path, via: str, profile: str | None = None,
     nb = with_title_block(nb, path, get_profile(profile))
     if via == "latex":
         return _latex_pdf(nb, resources)
-    pdf, resources = KitWebPDFExporter().from_notebook_node(nb, resources=resources)
+    pdf, resources = KitWebPDFExporter(pagebreaks=pagebreaks).from_notebook_node(nb, resources=resources)
     if findings is not None:
         findings.extend(resources.get("kit_findings", []))
     return pdf

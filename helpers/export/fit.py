@@ -59,6 +59,9 @@ table.kit-wrap td { white-space: nowrap !important; }
 table.kit-tight th, table.kit-tight td { padding: 0.1em 0.2em !important; }
 h1, h2, h3, h4, h5, h6 { break-after: avoid; page-break-after: avoid; }
 .kit-keep-with-next { break-after: avoid; page-break-after: avoid; }
+/* A question's label (student notebooks): a thin rule above it; with --pagebreaks, a new page. */
+h6.kit-question { font-size: 9pt; color: #444; border-top: 1px solid #999; padding-top: 3px; margin: 10px 0 2px 0; }
+.jp-Cell[id^="cell-id=kit-question-break-"] { break-before: page; page-break-before: always; }
 .kit-title { border: 1px solid #999; padding: 6px 10px; margin: 0 0 10px 0; font-size: 9pt; }
 .kit-title table { border: none; margin: 0 !important; font-size: 9pt; }
 .kit-title td { text-align: left !important; padding: 1px 12px 1px 0 !important; border: none; }

@@ -16,6 +16,9 @@ home folder.  The clean-ups, applied to a copy of the executed notebook just bef
 * a PNG figure gets a display width of its true size (pixels / DPI), so its text prints at the
   point size it was drawn with (a wider figure is shrunk to the text width by the print CSS);
 * every cell gets the id ``kit-cell-<number>``, so the preflight can name the cell it measured;
+* a student notebook's questions (cells that ``make assign`` marked ``metadata.kit.question``) each open
+  with a small heading, "Question q2b · 6 points", which is also their bookmark; with ``pagebreaks`` each
+  of those starts a new page (Gradescope-style grading: one question, its own pages);
 * a master notebook (otter-grader's format, ``helpers.master_format``) prints as the solved sheet:
   its raw block cells and its test cells are left out, and its solution cells show the solution
   without otter's markers and student prompts.
@@ -54,7 +57,24 @@ DOWNLOAD_LINE = re.compile(r"^\s*Downloading\b.*(\n|$)", re.MULTILINE)
 _TAG = re.compile(r"<[^>]+>")
 
 
-def tidy_notebook(nb: NotebookNode, max_lines: int = MAX_LINES, max_chars: int = MAX_CHARS) -> NotebookNode:
+QUESTION_ID = "kit-question-"          # id prefix of a question's label cell
+BREAK_ID = "kit-question-break-"       # … of one that starts a new page (PRINT_CSS breaks before it)
+QUESTION_TITLE = "Question "           # the label's text starts so; bundle.question_pages finds the bookmarks
+
+
+def question_label(meta: dict, pagebreak: bool) -> NotebookNode:
+    """The small heading that opens a question in a student's PDF: 'Question q2b · 6 points (written answer)'."""
+    name = str(meta.get("name", "?"))
+    points = float(meta.get("points") or 0)
+    kind = " (written answer, graded by hand)" if meta.get("manual") else ""
+    text = f"{QUESTION_TITLE}{name} · {points:g} point{'s' if points != 1 else ''}{kind}"
+    cell = new_markdown_cell(f'<h6 class="kit-question">{html.escape(text)}</h6>')
+    cell["id"] = (BREAK_ID if pagebreak else QUESTION_ID) + re.sub(r"[^A-Za-z0-9_-]", "_", name)
+    return cell
+
+
+def tidy_notebook(nb: NotebookNode, max_lines: int = MAX_LINES, max_chars: int = MAX_CHARS,
+                  pagebreaks: bool = False) -> NotebookNode:
     """Return a copy of ``nb`` fit for paper: tags honoured, noise dropped, paths hidden, long outputs trimmed."""
     nb = copy.deepcopy(nb)
     states = _widget_states(nb)
@@ -71,6 +91,9 @@ def tidy_notebook(nb: NotebookNode, max_lines: int = MAX_LINES, max_chars: int =
         tags = set(cell.get("metadata", {}).get("tags", []))
         if REMOVE_CELL in tags or id(cell) in master_only:
             continue
+        question = cell.get("metadata", {}).get("kit", {}).get("question")
+        if isinstance(question, dict):
+            kept.append(question_label(question, pagebreaks))
         cell["id"] = f"kit-cell-{number}"
         kept.append(cell)
         if cell.get("cell_type") != "code":

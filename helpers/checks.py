@@ -135,7 +135,8 @@ class CourseReference:
                 "course reference": row["reference"],
                 "this run": res.value if res else "—",
                 "profile": self.profile,
-                "verdict": res.verdict if res else "not run in this profile",
+                # Never recorded: the profile skips it, or (in a student's sheet) an exercise it needs is unwritten.
+                "verdict": res.verdict if res else "not run: skipped above",
             })
         return pd.DataFrame(out)
 

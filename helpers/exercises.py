@@ -32,7 +32,8 @@ class needs:
         if not tasks:
             raise ValueError('needs() takes the task numbers the cell depends on, e.g. needs("2b").')
         self.tasks = tuple(str(t) for t in tasks)
-        self.task = " and ".join(self.tasks)
+        self.task = f"task {self.tasks[0]}" if len(self.tasks) == 1 else \
+            "tasks " + ", ".join(self.tasks[:-1]) + " and " + self.tasks[-1]
 
     def __enter__(self) -> needs:
         return self
@@ -44,12 +45,12 @@ class needs:
             return False
         if issubclass(kind, NotImplementedError):
             _UNFINISHED.update(self.tasks)
-            print(f"⏸ Skipped: this cell needs task {self.task}, and an exercise it uses is not written yet "
+            print(f"⏸ Skipped: this cell needs {self.task}, and an exercise it uses is not written yet "
                   f"({error}). Write it above, run its cell, then run this cell again.")
             return True
         # A name an earlier skipped cell would have defined: the same unfinished task, not a new bug.
         if issubclass(kind, NameError) and _UNFINISHED.intersection(self.tasks):
-            print(f"⏸ Skipped: this cell uses results of a cell skipped above because task {self.task} "
+            print(f"⏸ Skipped: this cell uses results of a cell skipped above because {self.task} "
                   "is not written yet.")
             return True
         return False

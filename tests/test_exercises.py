@@ -51,7 +51,10 @@ def test_a_finished_task_no_longer_hides_name_errors():
 def test_needs_takes_several_tasks_and_refuses_none(capsys):
     with needs("1c", "1j"):
         unfinished()
-    assert "task 1c and 1j" in capsys.readouterr().out
+    assert "needs tasks 1c and 1j" in capsys.readouterr().out
+    with needs("2.1", "2.2", "2.3"):
+        unfinished()
+    assert "needs tasks 2.1, 2.2 and 2.3" in capsys.readouterr().out
     with pytest.raises(ValueError, match="task numbers"):
         needs()
 

@@ -13,7 +13,7 @@ from .autodiff import Var, topological_order
 
 if TYPE_CHECKING:
     from .data import Splits
-    from .record import History
+    from .history import History
 
 _COLORS = {"leaf": "#dbe9f6", "op": "#fde7c8", "root": "#d5f0d5"}
 

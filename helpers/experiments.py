@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from . import runlog, store
 from .config import cache_dir, get_profile, number_setting
-from .record import History, json_safe, summarize
+from .history import History, json_safe, summarize
 
 if TYPE_CHECKING:
     from torch import nn

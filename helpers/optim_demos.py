@@ -17,7 +17,7 @@ import torch
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from .record import History
+    from .history import History
 
 WIDE = (6.5, 3.0)  # inches: two panels side by side on an A4 page, text still >= 8 pt
 

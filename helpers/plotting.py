@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from .record import EPOCH_FIELDS, History, trial_history
+from .history import EPOCH_FIELDS, History, trial_history
 from . import style
 from .style import fit_figsize  # importing helpers.style applies the kit's figure style to every figure
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import runlog, store
 from .config import cache_dir, get_profile, number_setting
-from .record import History, summarize, trial_history
+from .history import History, summarize, trial_history
 
 __all__ = ["Categorical", "IntRange", "LogUniform", "Uniform", "Space", "run_sweep", "sweep_frame", "trial_history",
            "default_storage", "grid_size", "n_finished", "SAMPLERS", "METRICS", "StudyMismatchError",

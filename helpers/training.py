@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .config import number_setting
 from .device import MemoryMeter, autocast, device_of, get_device, grad_scaler, run_memory_kind, synchronize
-from .record import NAN, History
+from .history import NAN, History
 
 if TYPE_CHECKING:  # type hints only: callbacks sit beside the Trainer, they are passed in
     from .callbacks import Callback

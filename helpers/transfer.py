@@ -22,7 +22,7 @@ from . import config, store
 from .data import FASHION_CLASSES, Split, load_fashion_mnist
 from .device import get_device
 from .models import PretrainedUnavailable, imagenet_weights_path, resnet18
-from .record import History
+from .history import History
 from .training import Loader, fit, predict
 
 STANDIN_CLASSES: tuple[str, str] = ("T-shirt/top", "Shirt")

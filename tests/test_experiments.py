@@ -10,7 +10,7 @@ import pytest
 from helpers import experiments
 from helpers.config import cache_dir
 from helpers.experiments import GridRunError, cache_key, run_grid
-from helpers.record import History
+from helpers.history import History
 
 CALLS: list[dict] = []
 

@@ -37,7 +37,7 @@ def killed(proc: subprocess.CompletedProcess) -> bool:
 # --- 1. a resumed grid sweep covers the grid exactly once -----------------------------------------
 SWEEP_SCRIPT = """
     import os, signal, sys
-    from helpers.record import History
+    from helpers.history import History
     from helpers.sweeps import Categorical, run_sweep
 
     LOG = sys.argv[1]
@@ -90,7 +90,7 @@ def test_grid_sweep_killed_mid_trial_resumes_and_covers_the_grid_once(tmp_path):
 
 # --- 2. a study belongs to its search space and objective -------------------------------------------
 def _history(value: float):
-    from helpers.record import History
+    from helpers.history import History
 
     h = History()
     h.append_epoch(epoch=0, train_loss=value, val_loss=value)
@@ -152,7 +152,7 @@ def test_changed_distribution_kind_does_not_fail_quietly():
 # --- grids: kill and resume, two processes on one cache, a killed worker --------------------------
 GRID_MODULE = """
     import os, signal, sys, time
-    from helpers.record import History
+    from helpers.history import History
 
     def train(x, seed):
         log = os.environ["GRID_LOG"]
@@ -276,7 +276,7 @@ def test_metric_named_like_a_summary_field_is_an_error(name):
 def test_grid_setting_named_like_a_summary_field_keeps_its_value():
     """Issue 12.3: a grid over "epochs" lost its values to the summary's epoch count."""
     from helpers.experiments import run_grid
-    from helpers.record import History
+    from helpers.history import History
 
     def train(epochs, seed):
         h = History()
@@ -292,7 +292,7 @@ def test_grid_setting_named_like_a_summary_field_keeps_its_value():
 def test_damaged_cache_record_is_named_and_retrained(damage):
     """Issue 12 (unclear failures): valid JSON of the wrong shape raised AttributeError or gave NaN metrics."""
     from helpers.experiments import run_grid
-    from helpers.record import History
+    from helpers.history import History
 
     calls = []
 

@@ -28,7 +28,7 @@ from helpers.optim_demos import (
     two_blobs,
     valley_loss,
 )
-from helpers.record import History
+from helpers.history import History
 
 SHEET = dict(beta1=0.9, beta2=0.99, lr=0.01, eps=1e-8)
 

@@ -13,7 +13,7 @@ from torch import nn
 from helpers import plotting
 from helpers.experiments import run_grid
 from helpers.sweeps import Categorical, LogUniform, run_sweep
-from helpers.record import History
+from helpers.history import History
 
 
 def make_history(lr: float = 0.1, seed: int = 0, epochs: int = 4, diverged: bool = False,
@@ -350,7 +350,7 @@ def test_long_legend_goes_beside_the_axes():
 
 def test_epoch_axes_count_from_one_like_the_text():
     from helpers.plotting import plot_history
-    from helpers.record import History
+    from helpers.history import History
 
     h = History()
     for e in range(3):

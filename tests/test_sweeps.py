@@ -9,7 +9,7 @@ import pytest
 from helpers.config import cache_dir
 from helpers.sweeps import (Categorical, IncompleteSweepWarning, IntRange, LogUniform, run_sweep, sweep_frame,
                             trial_history)
-from helpers.record import History
+from helpers.history import History
 
 SPACE = {"lr": LogUniform(1e-3, 1.0), "width": IntRange(1, 8), "act": Categorical(["relu", "tanh"])}
 

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from helpers.models import MLP, SmallNet, resnet18
 from helpers.callbacks import Callback, Checkpoint, EarlyStopping, load_checkpoint
 from helpers.device import RSS_INCREASE_KIND
-from helpers.record import History
+from helpers.history import History
 from helpers.training import OPTIMIZERS, SCHEDULERS, evaluate, fit, predict
 
 

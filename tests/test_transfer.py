@@ -10,7 +10,7 @@ import torch
 
 from helpers import transfer
 from helpers.data import FASHION_CLASSES, Split, load_fashion_mnist
-from helpers.record import History
+from helpers.history import History
 
 SIZE = 16  # the smallest image side ResNetInput accepts; keeps every ResNet18 step to milliseconds
 

@@ -1,4 +1,4 @@
-"""A run's record: ``History`` (per-epoch metrics plus per-run extras), its summary, its JSON round trip.
+"""A run's History: per-epoch metrics plus per-run extras, its summary, its JSON round trip.
 
 The ground floor of the kit: it imports nothing from the kit, so drawing a plot or reading a cache
 never loads the training machinery.

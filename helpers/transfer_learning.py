@@ -400,7 +400,7 @@ def best_per_baseline(ranking: pd.DataFrame, k: int = 2) -> pd.DataFrame:
 def test_probs(history: History) -> np.ndarray:
     """The test-set probabilities of label 1 that a baseline run stored in its history."""
     if "test_probs" not in history.extras:
-        raise ValueError("this History carries no test probabilities; it did not come from helpers.transfer.")
+        raise ValueError("this History carries no test probabilities; it did not come from helpers.transfer_learning.")
     return np.asarray(history.extras["test_probs"], dtype=np.float64)
 
 

@@ -16,10 +16,13 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from . import style
+
 if TYPE_CHECKING:
     from .history import History
 
-WIDE = (6.5, 3.0)  # inches: two panels side by side on an A4 page, text still >= 8 pt
+style.apply_style()
+WIDE = (style.MAX_WIDTH_IN, 3.0)  # inches: two panels side by side on an A4 page, text still >= 8 pt
 
 # --- 1.1 A convex problem for the gradient-descent variants --------------------------------------
 
@@ -288,7 +291,7 @@ def adam_step_torch(m_prev: float, v_prev: float, g: float, beta1: float = 0.9, 
 
 def plot_run_curves(runs: dict[str, History]) -> Figure:
     """Loss (left) and accuracy (right) per epoch, counted from 1: training dashed, validation solid, one colour per run."""
-    fig = Figure(figsize=(6.5, 3.2), layout="constrained")
+    fig = Figure(figsize=(style.MAX_WIDTH_IN, 3.2), layout="constrained")
     axes = fig.subplots(1, 2)
     for (name, history), colour in zip(runs.items(), ("tab:blue", "tab:red", "tab:green", "tab:purple")):
         epochs = np.arange(1, len(history.epoch) + 1)

@@ -20,7 +20,9 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from .history import EPOCH_FIELDS, History, trial_history
 from . import style
-from .style import fit_figsize  # importing helpers.style applies the kit's figure style to every figure
+from .style import fit_figsize
+
+style.apply_style()  # importing the figures applies the kit's figure style to every figure in the kernel
 
 if TYPE_CHECKING:
     import optuna
@@ -31,7 +33,6 @@ SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 METRIC_NAMES = {"loss": "loss", "acc": "accuracy", "lr": "learning rate", "time": "time per epoch (s)",
                 "peak_mem": "peak memory (MiB)", "step_loss": "training loss"}
 PANEL = (5.0, 3.6)  # inches per subplot: readable on a PDF page, two side by side
-PAGE_WIDTH = 6.5  # inches of an A4 page's text width: a wider figure is shrunk, and its text with it
 
 
 # --- Small shared helpers ---------------------------------------------------------------------
@@ -119,7 +120,7 @@ def plot_history(history: History, metrics: str | Sequence[str] = ("loss", "acc"
                if any(np.isfinite(_finite(getattr(history, f"{s}_{m}", []))).any() for s in SPLITS)]
     if not present:
         raise ValueError(f"The History has no finite values for metrics {metrics}; allowed: 'loss', 'acc'.")
-    fig, axes = _figure(1, len(present), panel=(min(PANEL[0], PAGE_WIDTH / len(present)), 3.0))
+    fig, axes = _figure(1, len(present), panel=(min(PANEL[0], style.MAX_WIDTH_IN / len(present)), 3.0))
     for ax, metric in zip(axes[0], present):
         for split, name in SPLITS.items():
             values = _finite(getattr(history, f"{split}_{metric}"))
@@ -220,7 +221,7 @@ def plot_grad_norms(histories: History | dict[str, History], layers: Sequence[st
         raise ValueError("No gradient norms recorded; train with fit(..., track_grad_norms=True).")
     ncols = max(1, min(ncols, len(histories)))
     nrows = math.ceil(len(histories) / ncols)
-    # 3.2 in per panel: two panels side by side fit an A4 text width (about 6.5 in).
+    # 3.2 in per panel: two panels side by side fit the text width (style.MAX_WIDTH_IN).
     fig, axes = _figure(nrows, ncols, panel=(3.2, 2.4), sharey=True, sharex=True)
     for ax in axes.flat[len(histories):]:
         ax.axis("off")
@@ -301,13 +302,13 @@ def plot_decision_boundary(model: torch.nn.Module, X: np.ndarray | torch.Tensor,
     n = len(class_names) if class_names is not None else int(max(y.max(), pred.max())) + 1
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
     cmap = ListedColormap(_colors(n))
-    fig, axes = _figure(panel=(6.4, 5.0) if n > 12 else (5.5, 4.5))  # at most an A4 text width
+    fig, axes = _figure(panel=(style.MAX_WIDTH_IN, 5.0) if n > 12 else (5.5, 4.5))
     ax = axes[0, 0]
-    style = {"cmap": cmap, "vmin": -0.5, "vmax": n - 0.5}
+    colours = {"cmap": cmap, "vmin": -0.5, "vmax": n - 0.5}
     ax.imshow(pred, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", alpha=0.35,
-              interpolation="nearest", **style)
+              interpolation="nearest", **colours)
     ax.contour(xx, yy, pred, levels=np.arange(n - 1) + 0.5, colors="k", linewidths=0.4)
-    ax.scatter(X[:, 0], X[:, 1], c=y, s=8 if len(X) > 1000 else 18, edgecolors="k", linewidths=0.3, **style)
+    ax.scatter(X[:, 0], X[:, 1], c=y, s=8 if len(X) > 1000 else 18, edgecolors="k", linewidths=0.3, **colours)
     accuracy = (_predict_points(model, X, feature_fn) == y).mean()
     if n <= 12:
         handles = [Patch(color=c, label=name) for c, name in zip(_colors(n), names)]
@@ -556,7 +557,7 @@ def _direction(metric: str) -> str:
 
 
 def plot_trial_curves(study: "optuna.Study", metric: str | Sequence[str] = "val_loss", logy: bool = False,
-                      width: float = 6.5) -> Figure:
+                      width: float = style.MAX_WIDTH_IN) -> Figure:
     """Every trial's per-epoch curve, one panel per metric, coloured by its final value; the best drawn thick.
 
     "Best" follows each metric's own direction (highest accuracy, lowest loss), not the study's.
@@ -619,7 +620,7 @@ def plot_parallel_coordinates(study: "optuna.Study", metric: str = "val_loss") -
     score_ticks = score_ticks if finite.any() else []
     columns.append(full)
     axis_ticks.append(score_ticks + ([(1.1, "diverged")] if not finite.all() else []))
-    fig, axes = _figure(panel=(6.5, 4.2))  # the width of an A4 page's text
+    fig, axes = _figure(panel=(style.MAX_WIDTH_IN, 4.2))  # the text width
     ax = axes[0, 0]
     color_of = _score_colors(fig, ax, scores.tolist(), _metric_name(metric))
     data = np.column_stack(columns)
@@ -677,7 +678,7 @@ def param_effects(study: "optuna.Study", metric: str = "val_loss") -> pd.DataFra
     return pd.DataFrame(rows).set_index("hyperparameter")
 
 
-def plot_param_importances(study: "optuna.Study", metric: str = "val_loss", width: float = 6.5) -> Figure:
+def plot_param_importances(study: "optuna.Study", metric: str = "val_loss", width: float = style.MAX_WIDTH_IN) -> Figure:
     """Two panels: fANOVA importance of each hyperparameter, and the direction of its effect on ``metric``
     (Spearman correlation; blue bars: larger values lower the metric, red: they raise it)."""
     effects = param_effects(study, metric).iloc[::-1]

@@ -269,7 +269,10 @@ def test_metric_named_like_a_summary_field_is_an_error(name):
     """Issue 12.3: summary fields (epochs, seed, diverged, time_s, cached, final_*) collided the same way."""
     from helpers.experiments import run_grid
 
-    frame = run_grid(lambda lr, seed: {name: -1.0}, {"lr": [0.1]}, quiet=True, errors="record", name=f"m-{name}")
+    def train(lr, seed):
+        return {name: -1.0}
+
+    frame = run_grid(train, {"lr": [0.1]}, quiet=True, errors="record", name=f"m-{name}")
     assert name in frame["error"].iloc[0]
 
 

@@ -27,7 +27,7 @@ NAN = float("nan")
 class History:
     """What a fit recorded: per-epoch metrics (NaN where a split is missing), per-step loss, grad norms, extras."""
 
-    epoch: list[int] = field(default_factory=list)
+    epoch: list[int] = field(default_factory=list)          # the epoch each row belongs to, counted from 0
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -46,6 +46,18 @@ class History:
 
     def __len__(self) -> int:
         return len(self.epoch)
+
+    def epoch_numbers(self) -> np.ndarray:
+        """The recorded epochs counted from 1, as the sheets' text counts them ("epoch 5 of 5").
+
+        Every figure and table takes its epoch axis from here: from ``epoch``, never from positions, so a
+        History that logged every 10th epoch of 1000 reads 1, 11, ..., 991, 1000.
+        """
+        epochs = np.asarray(self.epoch, dtype=float)
+        if not np.isfinite(epochs).all():
+            raise ValueError("This History has rows without an epoch number; record them with "
+                             "append_epoch(epoch=<index from 0>, ...).")
+        return epochs.astype(int) + 1
 
     def append_epoch(self, **metrics: float) -> None:
         """Append one epoch's metrics; fields not given get NaN."""

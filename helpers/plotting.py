@@ -102,11 +102,6 @@ def _nan_mean_std(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmean(stacked, axis=0), np.nanstd(stacked, axis=0)
 
 
-def _epochs(history: History) -> np.ndarray:
-    """Epoch numbers for an axis, counted from 1 as the text counts them ("epoch 5 of 5")."""
-    return np.arange(1, len(history.epoch) + 1)
-
-
 def _label_of(keys: Sequence[str], values: Sequence) -> str:
     """'lr=0.01, width=10'."""
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values))
@@ -125,7 +120,7 @@ def plot_history(history: History, metrics: str | Sequence[str] = ("loss", "acc"
         for split, name in SPLITS.items():
             values = _finite(getattr(history, f"{split}_{metric}"))
             if np.isfinite(values).any():
-                ax.plot(_epochs(history), values, marker="o" if len(values) <= 20 else None, ms=3,
+                ax.plot(history.epoch_numbers(), values, marker="o" if len(values) <= 20 else None, ms=3,
                         color=SPLIT_COLORS[split], label=name)
         _finish(ax, METRIC_NAMES[metric], "epoch", METRIC_NAMES[metric])
     fig.suptitle((title or "Training curves") + (" (diverged)" if history.diverged else ""))
@@ -166,10 +161,11 @@ def _series(history: History, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"Unknown per-epoch metric y={y!r}; choose one of {', '.join(EPOCH_FIELDS)}"
                          + (" or 'step_loss'." if x == "step" else "."))
     values = _finite(getattr(history, y))
+    epochs = history.epoch_numbers().astype(float)
     if x == "epoch":
-        return _epochs(history).astype(float), values
-    steps_per_epoch = len(history.step_loss) / max(len(history.epoch), 1)
-    return steps_per_epoch * np.arange(1, len(values) + 1), values
+        return epochs, values
+    steps_per_epoch = len(history.step_loss) / (epochs[-1] if len(epochs) else 1)  # epochs trained, from the record
+    return steps_per_epoch * epochs, values
 
 
 def plot_runs(runs: dict[str, History] | pd.DataFrame, y: str | None = None, x: str = "epoch",
@@ -234,7 +230,10 @@ def plot_grad_norms(histories: History | dict[str, History], layers: Sequence[st
             values = _finite(history.grad_norms[layer])
             values[values <= 0] = np.nan  # log scale
             drawn |= bool(np.isfinite(values).any())
-            ax.plot(np.arange(1, len(values) + 1), values, color=color, marker="o", ms=2, label=layer)
+            if len(values) != len(history.epoch):
+                raise ValueError(f"{name or 'The History'} has {len(values)} gradient norms for {layer} but "
+                                 f"{len(history.epoch)} epochs; GradientNorms() records one per epoch.")
+            ax.plot(history.epoch_numbers(), values, color=color, marker="o", ms=2, label=layer)
         if not drawn:
             ax.text(0.5, 0.5, "every gradient is exactly 0", transform=ax.transAxes, ha="center", va="center",
                     fontsize=8, color="darkred")
@@ -572,7 +571,7 @@ def plot_trial_curves(study: "optuna.Study", metric: str | Sequence[str] = "val_
         best = pick(finite, key=lambda ts: ts[1])[0] if finite else None
         for trial, score in scored:
             history = trial_history(trial)
-            ax.plot(_epochs(history), _finite(getattr(history, name)), color=color_of(score), alpha=0.8,
+            ax.plot(history.epoch_numbers(), _finite(getattr(history, name)), color=color_of(score), alpha=0.8,
                     lw=2.5 if trial is best else 1.0, ls="-" if np.isfinite(score) else "--",
                     label=f"best (trial {trial.number})" if trial is best else None,
                     zorder=3 if trial is best else 2)

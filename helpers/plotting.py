@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from .history import EPOCH_FIELDS, History, trial_history
+from .history import History, higher_is_better, trial_history
 from . import style
 from .style import fit_figsize
 
@@ -111,18 +111,20 @@ def _label_of(keys: Sequence[str], values: Sequence) -> str:
 def plot_history(history: History, metrics: str | Sequence[str] = ("loss", "acc"), title: str | None = None) -> Figure:
     """Training, validation and test curves of one run, one panel per metric."""
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    known = set(history.series_names())
     present = [m for m in metrics
-               if any(np.isfinite(_finite(getattr(history, f"{s}_{m}", []))).any() for s in SPLITS)]
+               if any(np.isfinite(_finite(history.series(f"{s}_{m}"))).any() for s in SPLITS if f"{s}_{m}" in known)]
     if not present:
-        raise ValueError(f"The History has no finite values for metrics {metrics}; allowed: 'loss', 'acc'.")
+        raise ValueError(f"The History has no finite values for metrics {metrics}; it has "
+                         f"{', '.join(history.series_names())} (name a metric without its split: 'loss', 'acc').")
     fig, axes = _figure(1, len(present), panel=(min(PANEL[0], style.MAX_WIDTH_IN / len(present)), 3.0))
     for ax, metric in zip(axes[0], present):
         for split, name in SPLITS.items():
-            values = _finite(getattr(history, f"{split}_{metric}"))
+            values = _finite(history.series(f"{split}_{metric}")) if f"{split}_{metric}" in known else []
             if np.isfinite(values).any():
                 ax.plot(history.epoch_numbers(), values, marker="o" if len(values) <= 20 else None, ms=3,
                         color=SPLIT_COLORS[split], label=name)
-        _finish(ax, METRIC_NAMES[metric], "epoch", METRIC_NAMES[metric])
+        _finish(ax, METRIC_NAMES.get(metric, metric), "epoch", METRIC_NAMES.get(metric, metric))
     fig.suptitle((title or "Training curves") + (" (diverged)" if history.diverged else ""))
     return fig
 
@@ -157,10 +159,10 @@ def _series(history: History, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"x must be 'epoch' or 'step', got {x!r}.")
     if x == "step" and y == "step_loss":
         return np.arange(1, len(history.step_loss) + 1), _finite(history.step_loss)
-    if y not in EPOCH_FIELDS:
-        raise ValueError(f"Unknown per-epoch metric y={y!r}; choose one of {', '.join(EPOCH_FIELDS)}"
+    if y not in history.series_names():
+        raise ValueError(f"Unknown per-epoch metric y={y!r}; choose one of {', '.join(history.series_names())}"
                          + (" or 'step_loss'." if x == "step" else "."))
-    values = _finite(getattr(history, y))
+    values = _finite(history.series(y))
     epochs = history.epoch_numbers().astype(float)
     if x == "epoch":
         return epochs, values
@@ -214,7 +216,7 @@ def plot_grad_norms(histories: History | dict[str, History], layers: Sequence[st
     """
     histories = {"": histories} if isinstance(histories, History) else dict(histories)
     if not any(h.grad_norms for h in histories.values()):
-        raise ValueError("No gradient norms recorded; train with fit(..., track_grad_norms=True).")
+        raise ValueError("No gradient norms recorded; train with fit(..., callbacks=[GradientNorms()]) (helpers.callbacks).")
     ncols = max(1, min(ncols, len(histories)))
     nrows = math.ceil(len(histories) / ncols)
     # 3.2 in per panel: two panels side by side fit the text width (style.MAX_WIDTH_IN).
@@ -552,7 +554,7 @@ def _score_colors(fig, ax, scores: list[float], label: str):
 
 def _direction(metric: str) -> str:
     """Which way is better for a per-epoch metric: up for accuracies, down for losses."""
-    return "maximize" if metric.endswith("acc") else "minimize"
+    return "maximize" if higher_is_better(metric) else "minimize"
 
 
 def plot_trial_curves(study: "optuna.Study", metric: str | Sequence[str] = "val_loss", logy: bool = False,
@@ -571,7 +573,7 @@ def plot_trial_curves(study: "optuna.Study", metric: str | Sequence[str] = "val_
         best = pick(finite, key=lambda ts: ts[1])[0] if finite else None
         for trial, score in scored:
             history = trial_history(trial)
-            ax.plot(history.epoch_numbers(), _finite(getattr(history, name)), color=color_of(score), alpha=0.8,
+            ax.plot(history.epoch_numbers(), _finite(history.series(name)), color=color_of(score), alpha=0.8,
                     lw=2.5 if trial is best else 1.0, ls="-" if np.isfinite(score) else "--",
                     label=f"best (trial {trial.number})" if trial is best else None,
                     zorder=3 if trial is best else 2)

@@ -394,11 +394,12 @@ def test_numpy_scalars_are_accepted_as_numbers():
     """Issue 12 (unclear failures): np.float32(0.01) and np.int64(2) were refused with "must be a number"."""
     import numpy as np
 
+    from helpers.callbacks import GradientClipping
     from helpers.training import fit
 
     model, loader = _tiny()
     history = fit(model, loader, np.int64(2), lr=np.float32(0.01), weight_decay=np.float64(0.0),
-                  clip_grad=np.float32(1.0), quiet=True)
+                  callbacks=[GradientClipping(np.float32(1.0))], quiet=True)
     assert len(history) == 2 and history.config["lr"] == pytest.approx(0.01)
     import torch
     from helpers.data import BatchLoader

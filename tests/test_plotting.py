@@ -392,3 +392,16 @@ def test_a_history_without_epoch_numbers_is_refused_by_name():
     h.append_epoch(train_loss=1.0)
     with pytest.raises(ValueError, match="append_epoch\\(epoch="):
         h.epoch_numbers()
+
+
+def test_one_text_width_feeds_the_pdf_layout_and_the_figures_without_loading_matplotlib():
+    import subprocess
+    import sys
+
+    from helpers import style
+    from helpers.export import layout
+
+    assert layout.TEXT_WIDTH_MM == style.TEXT_WIDTH_MM == 182.0
+    assert style.MAX_WIDTH_IN < style.TEXT_WIDTH_IN
+    code = "import sys, helpers.export.layout; sys.exit('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "the page geometry must not load matplotlib"

@@ -159,9 +159,9 @@ def json_safe(value: Any) -> Any:
 
 
 def summarize(history: History) -> dict:
-    """Summary numbers of one History: final/best metrics, epochs, diverged, training time, peak memory."""
+    """Summary numbers of one History: final/best metrics (added metrics too), epochs, diverged, time, peak memory."""
     summary = {f"final_{m}": history.final(m)
-               for m in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")}
+               for m in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", *history.metrics)}
     summary.update(best_val_loss=history.best("val_loss"), best_val_acc=history.best("val_acc"),
                    epochs=len(history.epoch), diverged=bool(history.diverged),
                    train_time_s=float(np.nansum(history.time)) if history.time else math.nan,

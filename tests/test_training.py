@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from helpers.models import MLP, SmallNet, resnet18
 from helpers.callbacks import Callback, Checkpoint, EarlyStopping, GradientClipping, GradientNorms, load_checkpoint
 from helpers.device import RSS_INCREASE_KIND
-from helpers.history import History
+from helpers.history import History, summarize
 from helpers.training import OPTIMIZERS, SCHEDULERS, evaluate, fit, predict
 
 
@@ -391,6 +391,7 @@ def test_metrics_are_functions_recorded_under_their_names(data):
     back = History.from_dict(json.loads(json.dumps(history.to_dict())))
     assert back.series("val_error") == history.series("val_error")
     assert len(plot_history(history, metrics=("loss", "error")).axes) == 2
+    assert summarize(history)["final_val_error"] == pytest.approx(1 - history.val_acc[-1])
     none = fit(small_mlp(), data["train"], 1, device="cpu", quiet=True, metrics={})
     assert math.isnan(none.train_acc[0]) and not none.metrics, "metrics={} records no accuracy"
 

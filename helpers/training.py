@@ -111,14 +111,16 @@ def _targets_for(task: str, logits: torch.Tensor, yb: torch.Tensor) -> torch.Ten
     return yb
 
 
-class TaskLoss(nn.Module):
-    """A loss that shapes its targets for its task first (``make_loss``'s module and task)."""
+class TaskLoss:
+    """A loss that shapes its targets for its task first (``make_loss``'s module and task).
+
+    A plain callable, not an nn.Module: it holds no weights, and a second Module call every step costs time.
+    """
 
     def __init__(self, criterion: nn.Module, task: str):
-        super().__init__()
         self.criterion, self.task = criterion, task
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The criterion on ``pred`` and ``target`` shaped to match (float (N, 1) targets for BCE, say)."""
         return self.criterion(pred, _targets_for(self.task, pred, target))
 
@@ -282,7 +284,7 @@ def evaluate(model: nn.Module, loader: Loader, loss: str | nn.Module = "cross_en
 
 
 @torch.no_grad()
-def score(model: nn.Module, loader: Loader, loss_fn: nn.Module, metrics: dict[str, Metric],
+def score(model: nn.Module, loader: Loader, loss_fn: TaskLoss, metrics: dict[str, Metric],
           device: torch.device, amp: bool = False) -> dict[str, float]:
     """``{"loss": mean loss, <metric>: value, ...}`` of ``model`` over ``loader``, in eval mode, with one sync."""
     _check_loader(loader, "loader")

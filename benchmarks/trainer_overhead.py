@@ -106,11 +106,15 @@ def main(argv: list[str] | None = None) -> dict[int, float]:
     parser.add_argument("--repeats", type=int, default=5, help="timed epochs per variant (median reported)")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--device", default=None, help="default: KIT_DEVICE, else cuda/mps/cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's); 1 keeps a shared machine's other jobs out of the step")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
     if args.repeats < 1 or (args.limit is not None and args.limit < 1):
         parser.error("--repeats and --limit must be >= 1")
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = get_device(args.device)
     X, y, source = load_tensors(args.limit)
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from .autodiff import Var
 
 if TYPE_CHECKING:
     from .data import Splits
-    from .record import History
+    from .history import History
 
 _COLORS = {"leaf": "#dbe9f6", "op": "#fde7c8", "root": "#d5f0d5"}
 
@@ -167,8 +167,8 @@ def plot_var_fit(history: "History", data: "Splits", xs: np.ndarray, curve: np.n
     """One Var network on 1-D data: its training and validation loss per epoch, and the function it fitted."""
     fig = Figure(figsize=(6.5, 2.5), layout="constrained")
     loss_ax, fit_ax = fig.subplots(1, 2)
-    loss_ax.plot(np.arange(1, len(history.epoch) + 1), history.train_loss, label="training")
-    loss_ax.plot(np.arange(1, len(history.epoch) + 1), history.val_loss, label="validation")
+    loss_ax.plot(history.epoch_numbers(), history.train_loss, label="training")
+    loss_ax.plot(history.epoch_numbers(), history.val_loss, label="validation")
     loss_ax.set(xlabel="epoch", ylabel="summed squared loss", yscale="log")
     fit_ax.scatter(data.train.X[:, 0], data.train.y[:, 0], s=6, label="training points")
     fit_ax.scatter(data.val.X[:, 0], data.val.y[:, 0], s=6, marker="x", lw=0.6, label="validation points")

@@ -2,10 +2,12 @@
 
 Every finished run is written to ``cache_dir()/"runs"/<name>/<key>.json`` the moment it ends (and,
 with ``keep_models=True``, its trained weights to ``<key>.pt``), where ``key`` is a stable hash
-(``store.content_key``) of the training function's name (module + qualname), its settings, the
-seed and the run profile. Re-running a notebook therefore takes seconds, and an interrupted grid
-resumes where it stopped. The key does *not* see the function's body: after changing what
-``train_fn`` does, pass ``force=True`` (or a new ``name``) to retrain.
+(``store.content_key``) of the training function's name (module + qualname), its code
+(``store.callable_identity``: its source, the notebook and project functions it calls, the kit's
+sources), its settings, the seed and the run profile. Re-running an unchanged notebook therefore
+takes seconds, an interrupted grid resumes where it stopped, and editing ``train_fn``, a function it
+calls or ``helpers/`` trains the runs again (the old records stay on disk under their old keys).
+A lambda, or a function whose source cannot be read, is refused: its runs could not be keyed by code.
 
 Each run is trained under a lock (``<key>.lock`` beside its record, ``store.file_lock``): a second
 process running the same grid on the same cache waits for that run and reads its record instead of
@@ -35,7 +37,7 @@ from tqdm.auto import tqdm
 
 from . import runlog, store
 from .config import cache_dir, get_profile, number_setting
-from .record import History, json_safe, summarize
+from .history import History, json_safe, summarize
 
 if TYPE_CHECKING:
     from torch import nn
@@ -72,7 +74,8 @@ def _canonical(value: Any, where: str) -> Any:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
-        return function_name(value)
+        # A function passed as a setting is code the run uses: its name and its code identify it.
+        return {"fn": function_name(value), "code": store.callable_identity(value)}
     if type(value).__module__ == "torch" and type(value).__name__ in ("device", "dtype"):
         return str(value)
     raise ValueError(
@@ -80,10 +83,12 @@ def _canonical(value: Any, where: str) -> Any:
         "(numbers, strings, bools, lists, dicts) and let train_fn build models or data from them.")
 
 
-def _key_payload(train_fn: Callable, params: dict, fixed: dict, seed: int, profile: str) -> dict:
-    """Everything that identifies one run."""
-    payload = {"fn": function_name(train_fn), "params": _canonical(params, "params"),
-               "fixed": _canonical(fixed, "fixed"), "seed": seed, "profile": profile}
+def _key_payload(train_fn: Callable, params: dict, fixed: dict, seed: int, profile: str,
+                 code: str | None = None) -> dict:
+    """Everything that identifies one run (``code``: ``store.callable_identity(train_fn)``, computed once per grid)."""
+    payload = {"fn": function_name(train_fn), "code": code or store.callable_identity(train_fn),
+               "params": _canonical(params, "params"), "fixed": _canonical(fixed, "fixed"), "seed": seed,
+               "profile": profile}
     if isinstance(train_fn, functools.partial):  # partial(fn, x=1) is a different experiment than fn
         payload["partial"] = _canonical({"args": list(train_fn.args), "kwargs": train_fn.keywords}, "partial")
     return payload
@@ -91,7 +96,7 @@ def _key_payload(train_fn: Callable, params: dict, fixed: dict, seed: int, profi
 
 def cache_key(train_fn: Callable, params: dict, *, seed: int = 0, fixed: dict | None = None,
               profile: str | None = None) -> str:
-    """The stable hash naming one run's cache file."""
+    """The stable hash naming one run's cache file (settings, seed, profile and ``train_fn``'s code)."""
     return store.content_key(_key_payload(train_fn, params, dict(fixed or {}), seed, get_profile(profile)))
 
 
@@ -245,11 +250,12 @@ def _check_grid(grid: dict, fixed: dict, repeats: int) -> None:
 def _plan(train_fn: Callable, grid: dict, fixed: dict, repeats: int, profile: str, name: str | None) -> list[_Run]:
     """Every (combination, seed) with its cache file."""
     folder = _run_folder(train_fn, name)
+    code = store.callable_identity(train_fn)
     runs = []
     for combo in itertools.product(*(list(v) for v in grid.values())):
         params = dict(zip(grid, combo))
         for seed in range(repeats):
-            payload = _key_payload(train_fn, params, fixed, seed, profile)
+            payload = _key_payload(train_fn, params, fixed, seed, profile, code)
             runs.append(_Run(params, seed, payload, folder / f"{store.content_key(payload)}.json"))
     return runs
 
@@ -348,7 +354,8 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
     """Run ``train_fn(**params, **fixed, seed=s)`` for every grid combination and seed; one row per run.
 
     ``train_fn`` returns a History, or a dict of scalars (optionally with key ``"history"``).
-    Finished runs are cached as JSON (see the module docstring) and reused unless ``force=True``;
+    Finished runs are cached as JSON under their settings and their code (see the module docstring)
+    and reused unless ``force=True``; a lambda is refused (define ``train_fn`` with ``def``);
     an exception in one run does not stop the others: every run is tried (and the good ones cached),
     then ``errors="raise"`` (the default) raises ``GridRunError`` naming the failed runs, while
     ``errors="record"`` returns them in an ``error`` column instead. Ctrl-C stops the grid and

@@ -12,8 +12,8 @@ The four classic mistakes this module avoids, and the lab teaches:
    On the CPU there is no such counter for tensors, so we report the process's resident memory
    (RSS) and say so. Both live in ``helpers.device`` (the Trainer measures every run that way).
 
-The epochs are the Trainer's own (``measure_epochs`` fits with an ``EpochTimer`` callback): the lab
-times the loop the sheets train with, not a second one. Device, precision and memory come from
+The epochs are the Trainer's own (``measure_epochs`` fits with an ``EpochTimer`` callback, which only
+listens to the fit's events): the lab times the loop the sheets train with, not a second one. Device, precision and memory come from
 ``helpers.device``; the DataLoader factory from ``helpers.data``.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 from .callbacks import Callback
 from .config import seed_everything
 from .data import Split, Splits, make_dataloader
-from .device import amp_dtype, get_device, synchronize
+from .device import CUDA_KIND, amp_dtype, get_device, run_memory_kind, synchronize
 from .models import LargeNet, MediumNet, SmallNet, count_parameters
 from .training import Trainer, evaluate
 
@@ -221,30 +221,49 @@ def _batches(loader: Iterable, n: int) -> Iterator:
 
 
 class EpochTimer(Callback):
-    """Warm up with ``warmup_steps`` untimed Trainer steps, then time every epoch on the device's clock."""
+    """Time every epoch after the first ``skip`` on the device's clock, and count the samples each one trained on."""
 
-    def __init__(self, loader: Iterable, warmup_steps: int = 0):
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}.")
-        self.loader, self.warmup_steps = loader, warmup_steps
+    def __init__(self, skip: int = 0):
+        if skip < 0:
+            raise ValueError(f"skip must be >= 0, got {skip}.")
+        self.skip = skip
         self.times: list[float] = []
         self.samples: list[int] = []  # samples trained on in each timed epoch
         self.clock = ""
 
-    def on_fit_start(self, trainer: Trainer) -> None:
-        self.times, self.samples = [], []
-        if self.warmup_steps:  # one-off costs (allocator, cuDNN autotuning, lazy init) paid outside the clock
-            trainer.train_epoch(list(_batches(self.loader, self.warmup_steps)))
-            trainer.history.step_loss.clear()
+    def before_fit(self, trainer: Trainer) -> None:
+        self.times, self.samples, self._timer = [], [], None
 
-    def on_epoch_start(self, trainer: Trainer) -> None:
-        self._timer = Timer(trainer.device).__enter__()
-        self.clock = self._timer.clock
+    def before_epoch(self, trainer: Trainer) -> None:
+        if trainer.epoch >= self.skip:
+            self._timer, self._samples = Timer(trainer.device).__enter__(), 0
+            self.clock = self._timer.clock
 
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        self._timer.__exit__(None, None, None)
-        self.times.append(self._timer.elapsed)
-        self.samples.append(trainer.epoch_samples)
+    def after_batch(self, trainer: Trainer) -> None:
+        if self._timer is not None:
+            self._samples += len(trainer.yb)
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        if self._timer is not None:
+            self._timer.__exit__(None, None, None)
+            self.times.append(self._timer.elapsed)
+            self.samples.append(self._samples)
+            self._timer = None
+
+
+class _WarmupFirst:
+    """A loader whose first pass is ``steps`` batches (the warm-up) and every later pass the whole ``loader``."""
+
+    def __init__(self, loader: Iterable, steps: int):
+        self.loader, self.steps, self.passes = loader, steps, 0
+        self.batch_size = getattr(loader, "batch_size", None)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        self.passes += 1
+        return _batches(self.loader, self.steps) if self.passes == 1 else iter(self.loader)
 
 
 def measure_epochs(model: nn.Module, loader: Iterable, *, device: torch.device | str | None = None,
@@ -252,16 +271,21 @@ def measure_epochs(model: nn.Module, loader: Iterable, *, device: torch.device |
                    amp: bool = False, label: str | None = None) -> dict:
     """Train with the Trainer for ``epochs`` timed epochs after ``warmup_steps`` untimed steps; return a tidy record.
 
-    The record holds the epoch times, their median and spread (IQR), images/s, the run's peak memory
-    (warm-up included) with its kind, the last epoch's mean loss and the settings.
+    The warm-up is a first, untimed epoch of ``warmup_steps`` batches (one-off costs: allocator, cuDNN
+    autotuning, lazy init), so the same fit times the real epochs with an ``EpochTimer``. The record holds
+    the epoch times, their median and spread (IQR), images/s, the run's peak memory (warm-up included)
+    with its kind, the last epoch's mean loss and the settings.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}.")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}.")
     device = get_device(device)
-    timer = EpochTimer(loader, warmup_steps)
+    warm = 1 if warmup_steps else 0
+    timer = EpochTimer(skip=warm)
     trainer = Trainer(model, optimizer=optimizer, lr=lr, loss="cross_entropy", device=device, amp=amp,
                       callbacks=[timer], quiet=True)
-    history = trainer.fit(loader, epochs)
+    history = trainer.fit(_WarmupFirst(loader, warmup_steps) if warm else loader, epochs + warm)
     times, n_images, mem = timer.times, timer.samples[-1], trainer.memory
     median = float(np.median(times))
     return {
@@ -400,8 +424,9 @@ def require(namespace: dict, **sections: str) -> None:
 
 
 def memory_column(device: torch.device) -> str:
-    """The record field holding a run's own memory: the CUDA allocator's peak, or the RSS increase elsewhere."""
-    return "peak_mem_mb" if device.type == "cuda" else "peak_mem_increase_mb"
+    """The record field holding a run's own memory, as ``helpers.device`` measures it on ``device``: the CUDA
+    allocator's peak, or the RSS increase elsewhere."""
+    return "peak_mem_mb" if run_memory_kind(device) == CUDA_KIND else "peak_mem_increase_mb"
 
 
 def effect(times: Iterable[float]) -> float:

@@ -16,10 +16,13 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    from .record import History
+from . import style
 
-WIDE = (6.5, 3.0)  # inches: two panels side by side on an A4 page, text still >= 8 pt
+if TYPE_CHECKING:
+    from .history import History
+
+style.apply_style()
+WIDE = (style.MAX_WIDTH_IN, 3.0)  # inches: two panels side by side on an A4 page, text still >= 8 pt
 
 # --- 1.1 A convex problem for the gradient-descent variants --------------------------------------
 
@@ -288,10 +291,10 @@ def adam_step_torch(m_prev: float, v_prev: float, g: float, beta1: float = 0.9, 
 
 def plot_run_curves(runs: dict[str, History]) -> Figure:
     """Loss (left) and accuracy (right) per epoch, counted from 1: training dashed, validation solid, one colour per run."""
-    fig = Figure(figsize=(6.5, 3.2), layout="constrained")
+    fig = Figure(figsize=(style.MAX_WIDTH_IN, 3.2), layout="constrained")
     axes = fig.subplots(1, 2)
     for (name, history), colour in zip(runs.items(), ("tab:blue", "tab:red", "tab:green", "tab:purple")):
-        epochs = np.arange(1, len(history.epoch) + 1)
+        epochs = history.epoch_numbers()
         for ax, metric in zip(axes, ("loss", "acc")):
             ax.plot(epochs, getattr(history, f"train_{metric}"), "--", color=colour, lw=1.2, label=f"{name}, training")
             ax.plot(epochs, getattr(history, f"val_{metric}"), "-", color=colour, lw=1.6, label=f"{name}, validation")
@@ -304,30 +307,32 @@ def plot_run_curves(runs: dict[str, History]) -> Figure:
     return fig
 
 
-def first_epoch_reaching(values: Iterable[float], level: float) -> float:
-    """Return the first epoch (counted from 1) whose value is >= level, NaN if none."""
-    return next((i for i, v in enumerate(values, start=1) if v >= level), math.nan)
+def first_epoch_reaching(history: History, metric: str, level: float) -> float:
+    """Return the first epoch (counted from 1, from the History's record) whose ``metric`` is >= level, NaN if none."""
+    return next((int(e) for e, v in zip(history.epoch_numbers(), getattr(history, metric)) if v >= level), math.nan)
 
 
 def compare_runs(runs: dict[str, History], target_acc: float) -> pd.DataFrame:
     """Speed (in epochs), stability and final numbers of each run as display strings, one column per run.
 
-    Epochs count from 1. Wall-clock time is left out: cached runs may come from differently loaded machines.
+    Epochs count from 1 (``History.epoch_numbers``). Wall-clock time is left out: cached runs may come from
+    differently loaded machines.
     """
     def pct(x: float) -> str:
         return f"{100 * x:.2f} %"
 
     table = {}
     for name, h in runs.items():
-        steps_per_epoch = len(h.step_loss) // max(1, len(h.epoch))
+        epochs = h.epoch_numbers()
+        steps_per_epoch = len(h.step_loss) // max(1, epochs[-1])
         table[name] = {
             "val acc after epoch 1": pct(h.val_acc[0]),
-            f"first epoch with val acc ≥ {target_acc:.0%}": f"{first_epoch_reaching(h.val_acc, target_acc):g}",
+            f"first epoch with val acc ≥ {target_acc:.0%}": f"{first_epoch_reaching(h, 'val_acc', target_acc):g}",
             "std of step loss, last epoch": f"{np.std(h.step_loss[-steps_per_epoch:]):.3f}",
             "epochs whose val loss rose": f"{int(np.sum(np.diff(h.val_loss) > 0))} of {len(h.epoch) - 1}",
-            "lowest val loss (epoch)": f"{h.best('val_loss'):.3f} ({int(np.nanargmin(h.val_loss)) + 1})",
+            "lowest val loss (epoch)": f"{h.best('val_loss'):.3f} ({epochs[np.nanargmin(h.val_loss)]})",
             "final val loss": f"{h.final('val_loss'):.3f}",
-            "best val acc (epoch)": f"{pct(h.best('val_acc'))} ({int(np.nanargmax(h.val_acc)) + 1})",
+            "best val acc (epoch)": f"{pct(h.best('val_acc'))} ({epochs[np.nanargmax(h.val_acc)]})",
             "final val acc": pct(h.final("val_acc")),
             "final train acc − val acc": f"{100 * (h.final('train_acc') - h.final('val_acc')):.2f} points",
         }

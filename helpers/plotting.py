@@ -18,9 +18,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from .record import EPOCH_FIELDS, History, trial_history
+from .history import History, higher_is_better, trial_history
 from . import style
-from .style import fit_figsize  # importing helpers.style applies the kit's figure style to every figure
+from .style import fit_figsize
+
+style.apply_style()  # importing the figures applies the kit's figure style to every figure in the kernel
 
 if TYPE_CHECKING:
     import optuna
@@ -31,7 +33,6 @@ SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 METRIC_NAMES = {"loss": "loss", "acc": "accuracy", "lr": "learning rate", "time": "time per epoch (s)",
                 "peak_mem": "peak memory (MiB)", "step_loss": "training loss"}
 PANEL = (5.0, 3.6)  # inches per subplot: readable on a PDF page, two side by side
-PAGE_WIDTH = 6.5  # inches of an A4 page's text width: a wider figure is shrunk, and its text with it
 
 
 # --- Small shared helpers ---------------------------------------------------------------------
@@ -101,11 +102,6 @@ def _nan_mean_std(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmean(stacked, axis=0), np.nanstd(stacked, axis=0)
 
 
-def _epochs(history: History) -> np.ndarray:
-    """Epoch numbers for an axis, counted from 1 as the text counts them ("epoch 5 of 5")."""
-    return np.arange(1, len(history.epoch) + 1)
-
-
 def _label_of(keys: Sequence[str], values: Sequence) -> str:
     """'lr=0.01, width=10'."""
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values))
@@ -115,18 +111,20 @@ def _label_of(keys: Sequence[str], values: Sequence) -> str:
 def plot_history(history: History, metrics: str | Sequence[str] = ("loss", "acc"), title: str | None = None) -> Figure:
     """Training, validation and test curves of one run, one panel per metric."""
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    known = set(history.series_names())
     present = [m for m in metrics
-               if any(np.isfinite(_finite(getattr(history, f"{s}_{m}", []))).any() for s in SPLITS)]
+               if any(np.isfinite(_finite(history.series(f"{s}_{m}"))).any() for s in SPLITS if f"{s}_{m}" in known)]
     if not present:
-        raise ValueError(f"The History has no finite values for metrics {metrics}; allowed: 'loss', 'acc'.")
-    fig, axes = _figure(1, len(present), panel=(min(PANEL[0], PAGE_WIDTH / len(present)), 3.0))
+        raise ValueError(f"The History has no finite values for metrics {metrics}; it has "
+                         f"{', '.join(history.series_names())} (name a metric without its split: 'loss', 'acc').")
+    fig, axes = _figure(1, len(present), panel=(min(PANEL[0], style.MAX_WIDTH_IN / len(present)), 3.0))
     for ax, metric in zip(axes[0], present):
         for split, name in SPLITS.items():
-            values = _finite(getattr(history, f"{split}_{metric}"))
+            values = _finite(history.series(f"{split}_{metric}")) if f"{split}_{metric}" in known else []
             if np.isfinite(values).any():
-                ax.plot(_epochs(history), values, marker="o" if len(values) <= 20 else None, ms=3,
+                ax.plot(history.epoch_numbers(), values, marker="o" if len(values) <= 20 else None, ms=3,
                         color=SPLIT_COLORS[split], label=name)
-        _finish(ax, METRIC_NAMES[metric], "epoch", METRIC_NAMES[metric])
+        _finish(ax, METRIC_NAMES.get(metric, metric), "epoch", METRIC_NAMES.get(metric, metric))
     fig.suptitle((title or "Training curves") + (" (diverged)" if history.diverged else ""))
     return fig
 
@@ -161,14 +159,15 @@ def _series(history: History, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"x must be 'epoch' or 'step', got {x!r}.")
     if x == "step" and y == "step_loss":
         return np.arange(1, len(history.step_loss) + 1), _finite(history.step_loss)
-    if y not in EPOCH_FIELDS:
-        raise ValueError(f"Unknown per-epoch metric y={y!r}; choose one of {', '.join(EPOCH_FIELDS)}"
+    if y not in history.series_names():
+        raise ValueError(f"Unknown per-epoch metric y={y!r}; choose one of {', '.join(history.series_names())}"
                          + (" or 'step_loss'." if x == "step" else "."))
-    values = _finite(getattr(history, y))
+    values = _finite(history.series(y))
+    epochs = history.epoch_numbers().astype(float)
     if x == "epoch":
-        return _epochs(history).astype(float), values
-    steps_per_epoch = len(history.step_loss) / max(len(history.epoch), 1)
-    return steps_per_epoch * np.arange(1, len(values) + 1), values
+        return epochs, values
+    steps_per_epoch = len(history.step_loss) / (epochs[-1] if len(epochs) else 1)  # epochs trained, from the record
+    return steps_per_epoch * epochs, values
 
 
 def plot_runs(runs: dict[str, History] | pd.DataFrame, y: str | None = None, x: str = "epoch",
@@ -217,10 +216,10 @@ def plot_grad_norms(histories: History | dict[str, History], layers: Sequence[st
     """
     histories = {"": histories} if isinstance(histories, History) else dict(histories)
     if not any(h.grad_norms for h in histories.values()):
-        raise ValueError("No gradient norms recorded; train with fit(..., track_grad_norms=True).")
+        raise ValueError("No gradient norms recorded; train with fit(..., callbacks=[GradientNorms()]) (helpers.callbacks).")
     ncols = max(1, min(ncols, len(histories)))
     nrows = math.ceil(len(histories) / ncols)
-    # 3.2 in per panel: two panels side by side fit an A4 text width (about 6.5 in).
+    # 3.2 in per panel: two panels side by side fit the text width (style.MAX_WIDTH_IN).
     fig, axes = _figure(nrows, ncols, panel=(3.2, 2.4), sharey=True, sharex=True)
     for ax in axes.flat[len(histories):]:
         ax.axis("off")
@@ -233,7 +232,10 @@ def plot_grad_norms(histories: History | dict[str, History], layers: Sequence[st
             values = _finite(history.grad_norms[layer])
             values[values <= 0] = np.nan  # log scale
             drawn |= bool(np.isfinite(values).any())
-            ax.plot(np.arange(1, len(values) + 1), values, color=color, marker="o", ms=2, label=layer)
+            if len(values) != len(history.epoch):
+                raise ValueError(f"{name or 'The History'} has {len(values)} gradient norms for {layer} but "
+                                 f"{len(history.epoch)} epochs; GradientNorms() records one per epoch.")
+            ax.plot(history.epoch_numbers(), values, color=color, marker="o", ms=2, label=layer)
         if not drawn:
             ax.text(0.5, 0.5, "every gradient is exactly 0", transform=ax.transAxes, ha="center", va="center",
                     fontsize=8, color="darkred")
@@ -301,13 +303,13 @@ def plot_decision_boundary(model: torch.nn.Module, X: np.ndarray | torch.Tensor,
     n = len(class_names) if class_names is not None else int(max(y.max(), pred.max())) + 1
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
     cmap = ListedColormap(_colors(n))
-    fig, axes = _figure(panel=(6.4, 5.0) if n > 12 else (5.5, 4.5))  # at most an A4 text width
+    fig, axes = _figure(panel=(style.MAX_WIDTH_IN, 5.0) if n > 12 else (5.5, 4.5))
     ax = axes[0, 0]
-    style = {"cmap": cmap, "vmin": -0.5, "vmax": n - 0.5}
+    colours = {"cmap": cmap, "vmin": -0.5, "vmax": n - 0.5}
     ax.imshow(pred, origin="lower", extent=(x0, x1, y0, y1), aspect="auto", alpha=0.35,
-              interpolation="nearest", **style)
+              interpolation="nearest", **colours)
     ax.contour(xx, yy, pred, levels=np.arange(n - 1) + 0.5, colors="k", linewidths=0.4)
-    ax.scatter(X[:, 0], X[:, 1], c=y, s=8 if len(X) > 1000 else 18, edgecolors="k", linewidths=0.3, **style)
+    ax.scatter(X[:, 0], X[:, 1], c=y, s=8 if len(X) > 1000 else 18, edgecolors="k", linewidths=0.3, **colours)
     accuracy = (_predict_points(model, X, feature_fn) == y).mean()
     if n <= 12:
         handles = [Patch(color=c, label=name) for c, name in zip(_colors(n), names)]
@@ -552,11 +554,11 @@ def _score_colors(fig, ax, scores: list[float], label: str):
 
 def _direction(metric: str) -> str:
     """Which way is better for a per-epoch metric: up for accuracies, down for losses."""
-    return "maximize" if metric.endswith("acc") else "minimize"
+    return "maximize" if higher_is_better(metric) else "minimize"
 
 
 def plot_trial_curves(study: "optuna.Study", metric: str | Sequence[str] = "val_loss", logy: bool = False,
-                      width: float = 6.5) -> Figure:
+                      width: float = style.MAX_WIDTH_IN) -> Figure:
     """Every trial's per-epoch curve, one panel per metric, coloured by its final value; the best drawn thick.
 
     "Best" follows each metric's own direction (highest accuracy, lowest loss), not the study's.
@@ -571,7 +573,7 @@ def plot_trial_curves(study: "optuna.Study", metric: str | Sequence[str] = "val_
         best = pick(finite, key=lambda ts: ts[1])[0] if finite else None
         for trial, score in scored:
             history = trial_history(trial)
-            ax.plot(_epochs(history), _finite(getattr(history, name)), color=color_of(score), alpha=0.8,
+            ax.plot(history.epoch_numbers(), _finite(history.series(name)), color=color_of(score), alpha=0.8,
                     lw=2.5 if trial is best else 1.0, ls="-" if np.isfinite(score) else "--",
                     label=f"best (trial {trial.number})" if trial is best else None,
                     zorder=3 if trial is best else 2)
@@ -619,7 +621,7 @@ def plot_parallel_coordinates(study: "optuna.Study", metric: str = "val_loss") -
     score_ticks = score_ticks if finite.any() else []
     columns.append(full)
     axis_ticks.append(score_ticks + ([(1.1, "diverged")] if not finite.all() else []))
-    fig, axes = _figure(panel=(6.5, 4.2))  # the width of an A4 page's text
+    fig, axes = _figure(panel=(style.MAX_WIDTH_IN, 4.2))  # the text width
     ax = axes[0, 0]
     color_of = _score_colors(fig, ax, scores.tolist(), _metric_name(metric))
     data = np.column_stack(columns)
@@ -677,7 +679,7 @@ def param_effects(study: "optuna.Study", metric: str = "val_loss") -> pd.DataFra
     return pd.DataFrame(rows).set_index("hyperparameter")
 
 
-def plot_param_importances(study: "optuna.Study", metric: str = "val_loss", width: float = 6.5) -> Figure:
+def plot_param_importances(study: "optuna.Study", metric: str = "val_loss", width: float = style.MAX_WIDTH_IN) -> Figure:
     """Two panels: fANOVA importance of each hyperparameter, and the direction of its effect on ``metric``
     (Spearman correlation; blue bars: larger values lower the metric, red: they raise it)."""
     effects = param_effects(study, metric).iloc[::-1]

@@ -1,14 +1,13 @@
 """Hyperparameter sweeps with optuna: declared spaces, resumable studies, tidy results.
 
 A sweep is a study stored in a database (SQLite under ``cache_dir()/"sweeps"`` by default),
-so re-running a notebook only runs the trials that are still missing. Every trial keeps its
-per-epoch metrics in ``trial.user_attrs["history"]`` (``History.to_dict()``).
+so re-running a notebook only runs the trials that are still missing; a study is kept per version
+of the objective's code (``store.callable_identity``), so editing the objective runs it again. Every
+trial keeps its per-epoch metrics in ``trial.user_attrs["history"]`` (``History.to_dict()``).
 """
 from __future__ import annotations
 
 import functools
-import hashlib
-import inspect
 import itertools
 import math
 import os
@@ -24,7 +23,7 @@ import pandas as pd
 
 from . import runlog, store
 from .config import cache_dir, get_profile, number_setting
-from .record import History, summarize, trial_history
+from .history import History, summarize, trial_history
 
 __all__ = ["Categorical", "IntRange", "LogUniform", "Uniform", "Space", "run_sweep", "sweep_frame", "trial_history",
            "default_storage", "grid_size", "n_finished", "SAMPLERS", "METRICS", "StudyMismatchError",
@@ -34,6 +33,8 @@ SAMPLERS = ("random", "grid", "tpe", "bayes")
 # Per-epoch History fields a sweep can optimise.
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+# A study is stored per version of its objective's code: "<study_name>@<code identity>".
+VERSION_MARK = "@"
 # A RUNNING trial that names no live worker and started longer ago than this was cut off by a crash.
 STALE_AFTER = timedelta(minutes=1)
 
@@ -174,25 +175,16 @@ def n_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def _source_hash(fn: Callable) -> str:
-    """Hash of a function's source (of its bytecode where the source is not available)."""
-    try:
-        text = inspect.getsource(fn)
-    except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        text = repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _objective_identity(objective: Callable) -> dict:
-    """The objective's name and source hash (not its module: a notebook and a worker script importing
-    the same function from a .py file share one study); a partial adds its bound arguments."""
+    """The objective's name and bound arguments: which question its trials answer (not its module: a notebook
+    and a worker script importing the same function from a .py file share one study). Its code is the
+    study's version (``_open_study``)."""
     fn, bound = objective, []
     while isinstance(fn, functools.partial):
         bound.append(repr((fn.args, sorted(fn.keywords.items()))))
         fn = fn.func
     name = getattr(fn, "__qualname__", type(fn).__qualname__)
-    return {"name": name, "source": _source_hash(fn if inspect.isroutine(fn) else type(fn)), "bound": bound}
+    return {"name": name, "bound": bound}
 
 
 def _fingerprint(objective: Callable, space: Space, metric: str, direction: str, reduce: str) -> dict:
@@ -202,25 +194,43 @@ def _fingerprint(objective: Callable, space: Space, metric: str, direction: str,
             "reduce": reduce}
 
 
-def _claim_study(study: optuna.Study, fingerprint: dict, where: str) -> None:
-    """Stamp a new study with its fingerprint; refuse a stored study made for something else."""
-    stored = study.user_attrs.get("fingerprint")
-    if stored is None and not study.trials:
+def _differences(stored: dict, fingerprint: dict) -> list[str]:
+    """The parts of a stored fingerprint that ask another question than this sweep's."""
+    keys = [k for k in fingerprint if k != "objective" and stored.get(k) != fingerprint[k]]
+    objective = stored.get("objective") or {}
+    if {k: objective.get(k) for k in ("name", "bound")} != fingerprint["objective"]:
+        keys.insert(0, "objective")  # (studies stored before code versions also held a source hash here)
+    return keys
+
+
+def _open_study(storage: Any, study_name: str, fingerprint: dict, code: str, direction: str,
+                where: str) -> optuna.Study:
+    """The study of this sweep at this version of its code, stored as ``<study_name>@<code>``.
+
+    A study belongs to its name *and* to its question (search space, objective, metric, direction,
+    reduce): a stored version of ``study_name`` that asked another question raises StudyMismatchError.
+    The objective's code (``store.callable_identity``: its source, the functions it calls, the kit) picks
+    the version: after an edit the sweep runs in a fresh study, and going back to the old code finds the
+    old trials again.
+    """
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        name, stored = summary.study_name, summary.user_attrs.get("fingerprint")
+        if stored is None or name.partition(VERSION_MARK)[0] != study_name:
+            continue  # another study, or one stored without a fingerprint (never reused)
+        differs = _differences(stored, fingerprint)
+        if differs:
+            suggestion = f"{study_name}-{store.content_key(fingerprint, 8)}"
+            raise StudyMismatchError(
+                f"The study {study_name!r} in {where} was made for another sweep: its "
+                + ", ".join("objective function (name or bound arguments)" if k == "objective" else
+                            "search space" if k == "space" else k for k in differs)
+                + " differ. Its trials would not answer this sweep's question, so they are not reused. Fix: pass "
+                f"a new study_name (e.g. study_name={suggestion!r}), or delete the stored study to start over.")
+    study = optuna.create_study(storage=storage, study_name=f"{study_name}{VERSION_MARK}{code[:12]}",
+                                direction=direction, load_if_exists=True)
+    if "fingerprint" not in study.user_attrs:
         study.set_user_attr("fingerprint", fingerprint)
-        return
-    if stored == fingerprint:
-        return
-    if stored is None:
-        differs = "it was stored without a record of its search space and objective"
-    else:
-        keys = [k for k in fingerprint if stored.get(k) != fingerprint[k]]
-        differs = "its " + ", ".join("objective function (name or source)" if k == "objective" else
-                                     "search space" if k == "space" else k for k in keys) + " differ"
-    suggestion = f"{study.study_name}-{store.content_key(fingerprint, 8)}"
-    raise StudyMismatchError(
-        f"The study {study.study_name!r} in {where} was made for another sweep: {differs}. Its trials would not "
-        f"answer this sweep's question, so they are not reused. Fix: pass a new study_name (e.g. "
-        f"study_name={suggestion!r}), or delete the stored study to start over.")
+    return study
 
 
 def _worker() -> str:
@@ -328,9 +338,11 @@ def run_sweep(objective: Callable[[dict, int], History], space: Space, *, n_tria
     often the sweep is interrupted; ``n_trials=None`` means the whole grid) or "tpe"/"bayes".
 
     A study belongs to its name *and* to what it measures: the first call stores a fingerprint of the
-    search space, the objective (name and source) and ``metric``/``direction``/``reduce``; a later call
-    with the same name but another fingerprint raises ``StudyMismatchError`` instead of returning
-    trials of another sweep.
+    search space, the objective (its name) and ``metric``/``direction``/``reduce``; a later call with the
+    same name but another fingerprint raises ``StudyMismatchError`` instead of returning trials of another
+    sweep. The objective's code (its source, the notebook functions it calls, ``helpers/``) versions the
+    study: after editing any of them the sweep runs its trials again, in the study ``<study_name>@<code>``
+    (the returned study's ``study_name``), and the old code's trials stay stored under their own version.
 
     Several processes or machines can share one study through a database server; run the
     same call on each of them and together they stop at ``n_trials``::
@@ -360,9 +372,9 @@ def run_sweep(objective: Callable[[dict, int], History], space: Space, *, n_tria
     if sampler == "grid":
         n_trials = min(n_trials, grid_size(space))  # a grid has no more points to visit
     where = "memory" if storage == "memory" else str(storage or default_storage(study_name, profile))
-    study = optuna.create_study(storage=_storage(storage, study_name, profile), study_name=study_name,
-                                direction=direction, load_if_exists=True)
-    _claim_study(study, _fingerprint(objective, space, metric, direction, reduce), where)
+    study = _open_study(_storage(storage, study_name, profile), study_name,
+                        _fingerprint(objective, space, metric, direction, reduce), store.callable_identity(objective),
+                        direction, where)
     _fail_stale_trials(study)
     done, before = n_finished(study), len(study.trials)
     # Re-seed past the trials already in the study, so a resumed random sweep does not

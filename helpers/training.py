@@ -1,27 +1,29 @@
-"""Turn batches into a trained model and a History: fit()/Trainer, evaluate(), predict().
+"""Turn batches into a trained model and a History: the Trainer and fit(), evaluate(), predict().
 
-The loop itself is ``Trainer.fit`` + ``Trainer.train_epoch`` + ``Trainer.train_step``: read those three
-top to bottom. Everything else here builds the pieces they use (optimizer, scheduler, loss) or stores results.
+``Trainer.fit`` is the training loop, to read top to bottom: epochs, then batches (forward, loss, backward,
+step), then evaluation. At each step of it the Trainer emits an event (``helpers.callbacks.EVENTS``), and
+everything beyond the loop is a callback told about those events: recording the History, measuring memory,
+the learning-rate schedule, mixed precision's loss scaling, the progress bar; gradient clipping, gradient
+norms, early stopping, checkpoints and the GPU lab's timer when asked for. Metrics are functions passed in
+(``metrics={"acc": accuracy}``, ``helpers.metrics``). The rest of this module builds the pieces the loop uses
+(optimizer, scheduler, loss) and scores a model (``evaluate``, ``predict``).
 """
 from __future__ import annotations
 
-import math
-import time
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+import inspect
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from .callbacks import EVENTS, Callback, LRSchedule, MemoryMonitor, MixedPrecision, ProgressBar, Recorder, epoch_scores
 from .config import number_setting
-from .device import MemoryMeter, autocast, device_of, get_device, grad_scaler, run_memory_kind, synchronize
-from .record import NAN, History
+from .device import autocast, device_of, get_device, uses_grad_scaler
+from .history import NAN, History
+from .metrics import Metric, accuracy
 
-if TYPE_CHECKING:  # type hints only: callbacks sit beside the Trainer, they are passed in
-    from .callbacks import Callback
-
-__all__ = ["History", "Trainer", "fit", "evaluate", "predict", "make_optimizer", "make_scheduler", "make_loss",
-           "OPTIMIZERS", "SCHEDULERS", "LOSSES"]
+__all__ = ["History", "Trainer", "fit", "evaluate", "score", "predict", "make_optimizer", "make_scheduler",
+           "make_loss", "TaskLoss", "OPTIMIZERS", "SCHEDULERS", "LOSSES"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULERS = ("step", "exponential", "cosine", "onecycle")
@@ -109,24 +111,18 @@ def _targets_for(task: str, logits: torch.Tensor, yb: torch.Tensor) -> torch.Ten
     return yb
 
 
-def _predicted_labels(task: str, logits: torch.Tensor) -> torch.Tensor:
-    """Class predicted for each sample: argmax of the logits, or logit > 0 for a binary (BCE) model."""
-    return logits.argmax(1) if task == "multiclass" else logits.reshape(-1) > 0
+class TaskLoss:
+    """A loss that shapes its targets for its task first (``make_loss``'s module and task).
 
+    A plain callable, not an nn.Module: it holds no weights, and a second Module call every step costs time.
+    """
 
-def _true_labels(task: str, targets: torch.Tensor) -> torch.Tensor:
-    """Class of each sample: the targets themselves, argmax of soft targets, or target > 0.5 for binary."""
-    if task == "binary":
-        return targets.reshape(-1) > 0.5
-    return targets.argmax(1) if targets.ndim == 2 else targets
+    def __init__(self, criterion: nn.Module, task: str):
+        self.criterion, self.task = criterion, task
 
-
-def _tracked_layers(model: nn.Module) -> dict[str, nn.Parameter]:
-    """Weights whose gradient norms we follow: model.linears as layer0, layer1, … else every Linear/Conv."""
-    if hasattr(model, "linears"):
-        return {f"layer{i}": layer.weight for i, layer in enumerate(model.linears)}
-    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    return {name: m.weight for name, m in model.named_modules() if isinstance(m, kinds)}
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The criterion on ``pred`` and ``target`` shaped to match (float (N, 1) targets for BCE, say)."""
+        return self.criterion(pred, _targets_for(self.task, pred, target))
 
 
 def _name(setting: Any) -> Any:
@@ -149,190 +145,168 @@ def _check_loader(loader: Any, name: str) -> None:
 
 # --- The trainer ---------------------------------------------------------------------------
 class Trainer:
-    """Trains one model; holds the optimizer, loss, callbacks and the History being written."""
+    """Trains one model: the loop in ``fit``, plus callbacks told about its events (``helpers.callbacks``).
+
+    ``metrics`` maps names to metric functions (``helpers.metrics``); by default accuracy for a classification
+    loss and none for regression. ``amp=True`` runs the forward pass in mixed precision (``helpers.device``).
+    ``callbacks`` run after the Trainer's own, in the order given. After ``fit``: ``history`` (the History)
+    and ``memory`` (the run's PeakMemory).
+    """
 
     def __init__(self, model: nn.Module, *, optimizer: str | torch.optim.Optimizer = "adam", lr: float = 1e-3,
-                 loss: str | nn.Module = "cross_entropy", scheduler: str | None = None,
+                 loss: str | nn.Module = "cross_entropy", metrics: dict[str, Metric] | None = None,
+                 scheduler: str | torch.optim.lr_scheduler.LRScheduler | None = None,
                  scheduler_kwargs: dict | None = None, weight_decay: float = 0.0,
-                 device: str | torch.device | None = None, amp: bool = False, clip_grad: float | None = None,
-                 callbacks: Sequence[Callback] = (), track_grad_norms: bool = False, quiet: bool = False,
-                 desc: str | None = None):
-        if clip_grad is not None:
-            clip_grad = number_setting("clip_grad (a max gradient norm)", clip_grad, above=0)
+                 device: str | torch.device | None = None, amp: bool = False, callbacks: Sequence[Callback] = (),
+                 quiet: bool = False, desc: str | None = None):
         if scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler) \
                 and scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)} or None.")
         self.device = get_device(device)
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
-        self.loss_fn, self.task = make_loss(loss)
+        self.loss_fn = TaskLoss(*make_loss(loss))
+        self.metrics = dict(metrics) if metrics is not None else default_metrics(self.loss_fn.task)
+        self.amp = amp
         self.scheduler_name, self.scheduler_kwargs = scheduler, scheduler_kwargs
-        self.scheduler, self.per_step = None, False
-        self.amp, self.clip_grad, self.quiet, self.desc = amp, clip_grad, quiet, desc
-        self.scaler = grad_scaler(self.device, amp)  # loss scaling where the AMP dtype needs it (float16)
-        self.callbacks = list(callbacks)
-        self.layers = _tracked_layers(model) if track_grad_norms else {}
-        self.meter = MemoryMeter(self.device, interval=0.05)  # a sample every 50 ms costs ~0.1% of a step
-        self.history = History(peak_mem_kind=run_memory_kind(self.device))
-        self.history.config = {"optimizer": _name(optimizer), "lr": self.optimizer.param_groups[0]["lr"],
-                               "loss": _name(loss), "scheduler": _name(scheduler), "weight_decay": weight_decay,
-                               "amp": amp, "clip_grad": clip_grad, "device": str(self.device),
-                               "model": type(model).__name__}
-        self.epoch, self.stop = -1, False
+        self.callbacks = [MemoryMonitor(), Recorder(), *([LRSchedule()] if scheduler is not None else []),
+                          *([MixedPrecision()] if amp and uses_grad_scaler(self.device) else []),
+                          *([] if quiet else [ProgressBar(desc)]), *callbacks]
+        self.history = History(config={
+            "optimizer": _name(optimizer), "lr": self.optimizer.param_groups[0]["lr"], "loss": _name(loss),
+            "metrics": list(self.metrics), "scheduler": _name(scheduler), "weight_decay": weight_decay, "amp": amp,
+            "device": str(self.device), "model": type(model).__name__,
+            "callbacks": [type(c).__name__ for c in callbacks]})
+        self.epoch, self.stop, self.memory = -1, False, None
 
     def fit(self, train_loader: Loader, epochs: int, val_loader: Loader | None = None,
             test_loader: Loader | None = None) -> History:
         """Train for ``epochs`` epochs (fewer if a callback stops or the loss diverges); return the History."""
-        epochs = self._check_fit(train_loader, epochs, val_loader, test_loader)
-        self.scheduler, self.per_step = make_scheduler(self.scheduler_name, self.optimizer, epochs,
-                                                       len(train_loader), self.scheduler_kwargs)
-        self.stop = False
-        self.meter.start()  # the run's peak memory, measured from here (see helpers.device)
-        self._emit("on_fit_start")
-        bar = tqdm(range(epochs), desc=self.desc, unit="epoch", disable=self.quiet, leave=True)
+        self._begin(train_loader, epochs, val_loader, test_loader)
         try:
-            for epoch in bar:
-                self.epoch = epoch  # callbacks read it
-                self._emit("on_epoch_start")
-                start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
-                train_loss, train_acc = self.train_epoch(train_loader)
-                self.history.diverged = not math.isfinite(train_loss)
-                val_loss, val_acc = self._evaluate(val_loader)
-                test_loss, test_acc = self._evaluate(test_loader)
-                if self.scheduler is not None and not self.per_step:
-                    self.scheduler.step()
-                synchronize(self.device)  # so the epoch's time includes its queued GPU work
-                self.history.append_epoch(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
-                                          val_loss=val_loss, val_acc=val_acc, test_loss=test_loss,
-                                          test_acc=test_acc, lr=lr, time=time.perf_counter() - start,
-                                          peak_mem=self.meter.read().run_mb)
-                bar.set_postfix(self._postfix(), refresh=False)
-                self._emit("on_epoch_end")
+            self.emit("before_fit")
+            for epoch in range(self.epochs):
+                self.epoch = epoch
+                self.emit("before_epoch")
+                self.model.train()
+                for xb, yb in train_loader:
+                    self.xb, self.yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+                    self.emit("before_batch")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    with autocast(self.device, self.amp):   # mixed precision, when amp=True
+                        self.pred = self.model(self.xb)
+                        self.loss = self.loss_grad = self.loss_fn(self.pred, self.yb)
+                    self.emit("after_loss")                 # mixed precision scales loss_grad
+                    self.loss_grad.backward()
+                    self.emit("after_backward")             # the gradients: unscale them, measure them
+                    self.emit("before_step")                # change them: clip
+                    self.step()
+                    self.emit("after_batch")                # record the loss; a one-cycle schedule steps
+                self.emit("after_train")                    # the epoch's training loss and metrics
+                self.evaluate("val", val_loader)
+                self.evaluate("test", test_loader)
+                self.emit("after_epoch")                    # record the epoch; then early stopping, checkpoints
                 if self.stop or self.history.diverged:
                     break
         finally:
-            bar.close()
-            self.memory = self.meter.stop()  # the whole run's peak (a PeakMemory), callbacks included
-        self._emit("on_fit_end")
+            self.emit("after_fit")
         return self.history
 
-    def train_epoch(self, loader: Loader) -> tuple[float, float]:
-        """One pass over ``loader``; return the epoch's mean loss and accuracy (weighted by batch size)."""
-        self.model.train()
-        losses, sizes, predicted, targets = [], [], [], []
-        norms = torch.zeros(len(self.layers), device=self.device)
-        for xb, yb in loader:
-            xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
-            loss, logits = self.train_step(xb, yb, norms)
-            # Keep results on the device: converting to Python numbers here would wait for the GPU every step.
-            losses.append(loss.detach())
-            sizes.append(len(yb))
-            if self.task != "regression":  # one small op per step; compared with the targets once per epoch
-                predicted.append(_predicted_labels(self.task, logits.detach()))
-                targets.append(yb)
-        if not losses:
-            raise ValueError("The training loader yielded no batches although len() > 0.")
-        step_losses = torch.stack(losses).float().tolist()  # the epoch's one sync
-        self.history.step_loss.extend(step_losses)
-        for name, value in zip(self.layers, (norms / len(losses)).tolist()):
-            self.history.grad_norms.setdefault(name, []).append(value)
-        n = self.epoch_samples = sum(sizes)  # callbacks read it (the GPU lab's images per epoch)
-        if self.task == "regression":
-            accuracy = NAN
-        else:
-            accuracy = (torch.cat(predicted) == _true_labels(self.task, torch.cat(targets))).sum().item() / n
-        return sum(l * s for l, s in zip(step_losses, sizes)) / n, accuracy
+    def evaluate(self, split: str, loader: Loader | None) -> None:
+        """The model's loss and metrics on ``loader`` into this epoch's row, as ``<split>_loss``, ``<split>_<metric>``."""
+        if loader is not None and not self.history.diverged:  # a diverged model's scores are meaningless
+            scores = score(self.model, loader, self.loss_fn, self.metrics, self.device, amp=self.amp)
+            self.row.update({f"{split}_{name}": value for name, value in scores.items()})
 
-    def train_step(self, xb: torch.Tensor, yb: torch.Tensor, norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward, backward, update on one batch; return (loss, logits)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device, self.amp):
-            logits = self.model(xb)
-            loss = self.loss_fn(logits, _targets_for(self.task, logits, yb))
-        self.scaler.scale(loss).backward()
-        if self.clip_grad is not None or self.layers:
-            self.scaler.unscale_(self.optimizer)  # clip and measure the true gradients, not the scaled ones
-        if self.clip_grad is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
-        if self.layers:
-            norms += torch.stack([_squared_norm(w) for w in self.layers.values()])
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.per_step:
-            self.scheduler.step()
-        return loss, logits
+    def emit(self, event: str) -> None:
+        """Call every callback that handles ``event``, in order."""
+        for handler in self._handlers[event]:
+            handler(self)
 
-    def _evaluate(self, loader) -> tuple[float, float]:
-        if loader is None or self.history.diverged:  # a diverged model's scores are meaningless
-            return NAN, NAN
-        return evaluate(self.model, loader, self.loss_fn, self.device, amp=self.amp)
-
-    def _emit(self, event: str) -> None:
-        for callback in self.callbacks:
-            getattr(callback, event)(self)
-
-    def _postfix(self) -> dict[str, str]:
-        h = self.history
-        shown = {"loss": h.train_loss[-1], "val_loss": h.val_loss[-1], "val_acc": h.val_acc[-1]}
-        return {k: f"{v:.4g}" for k, v in shown.items() if not math.isnan(v)}
-
-    def _check_fit(self, train_loader, epochs: int, val_loader, test_loader) -> int:
-        epochs = number_setting("epochs", epochs, integer=True, minimum=0)
+    def _begin(self, train_loader: Loader, epochs: int, val_loader: Loader | None,
+               test_loader: Loader | None) -> None:
+        """Check the fit's arguments; build the scheduler and the event table for this fit."""
+        self.epochs = number_setting("epochs", epochs, integer=True, minimum=0)
         _check_loader(train_loader, "train_loader")
         for loader, name in ((val_loader, "val_loader"), (test_loader, "test_loader")):
             if loader is not None:
                 _check_loader(loader, name)
-        self.history.config.update(epochs=epochs, batch_size=getattr(train_loader, "batch_size", None))
-        return epochs
+        self.history.config.update(epochs=self.epochs, batch_size=getattr(train_loader, "batch_size", None))
+        self.scheduler, self.scheduler_per_step = make_scheduler(self.scheduler_name, self.optimizer, self.epochs,
+                                                                 len(train_loader), self.scheduler_kwargs)
+        # What the loop calls to update the weights, taken after the scheduler wrapped optimizer.step
+        # (MixedPrecision replaces it with a step through its GradScaler).
+        self.step, self.stop = self.optimizer.step, False
+        # Only the callbacks that define an event are called for it: ten events a batch cost nothing otherwise.
+        self._handlers = {event: [getattr(cb, event) for cb in self.callbacks
+                                  if getattr(type(cb), event) is not getattr(Callback, event)]
+                          for event in EVENTS}
 
 
-def _squared_norm(weight: nn.Parameter) -> torch.Tensor:
-    """Squared L2 norm of a weight's gradient (0 when it got none this step)."""
-    if weight.grad is None:
-        return torch.zeros((), device=weight.device)
-    return weight.grad.detach().float().pow(2).sum()
+def default_metrics(task: str) -> dict[str, Metric]:
+    """The metrics a fit records unless told otherwise: accuracy for classification, none for regression."""
+    return {} if task == "regression" else {"acc": accuracy}
 
 
-def fit(model: nn.Module, train_loader: Loader, epochs: int, *, optimizer: str | torch.optim.Optimizer = "adam",
-        lr: float = 1e-3, loss: str | nn.Module = "cross_entropy", val_loader: Loader | None = None,
-        test_loader: Loader | None = None,
-        scheduler: str | None = None, scheduler_kwargs: dict | None = None, weight_decay: float = 0.0,
-        device: str | torch.device | None = None, amp: bool = False, clip_grad: float | None = None,
-        callbacks: Sequence[Callback] = (), track_grad_norms: bool = False, quiet: bool = False,
-        desc: str | None = None) -> History:
-    """Train ``model`` on ``train_loader`` for ``epochs`` epochs and return its History."""
-    trainer = Trainer(model, optimizer=optimizer, lr=lr, loss=loss, scheduler=scheduler,
-                      scheduler_kwargs=scheduler_kwargs, weight_decay=weight_decay, device=device, amp=amp,
-                      clip_grad=clip_grad, callbacks=callbacks, track_grad_norms=track_grad_norms, quiet=quiet,
-                      desc=desc)
-    return trainer.fit(train_loader, epochs, val_loader=val_loader, test_loader=test_loader)
+def fit(model: nn.Module, train_loader: Loader, epochs: int, *, val_loader: Loader | None = None,
+        test_loader: Loader | None = None, **settings: Any) -> History:
+    """Train ``model`` on ``train_loader`` for ``epochs`` epochs and return its History.
+
+    ``settings`` are the Trainer's keyword arguments (optimizer, lr, loss, metrics, scheduler,
+    scheduler_kwargs, weight_decay, device, amp, callbacks, quiet, desc): this is
+    ``Trainer(model, **settings).fit(train_loader, epochs, val_loader, test_loader)``.
+    """
+    _check_settings(settings)
+    return Trainer(model, **settings).fit(train_loader, epochs, val_loader=val_loader, test_loader=test_loader)
+
+
+# Settings that became callbacks: a clear message instead of "unexpected keyword argument".
+_NOW_CALLBACKS = {"clip_grad": "callbacks=[GradientClipping(max_norm)]", "track_grad_norms": "callbacks=[GradientNorms()]"}
+
+
+def _check_settings(settings: dict) -> None:
+    """Name an unknown setting of fit() and the ones it accepts."""
+    known = [name for name in inspect.signature(Trainer).parameters if name != "model"]
+    unknown = [name for name in settings if name not in known]
+    if unknown:
+        hints = "".join(f" {name} is now a callback: {_NOW_CALLBACKS[name]} (helpers.callbacks)."
+                        for name in unknown if name in _NOW_CALLBACKS)
+        raise TypeError(f"fit() got unknown setting(s) {unknown}; it takes {', '.join(known)}.{hints}")
 
 
 # --- Evaluation and prediction ----------------------------------------------------------------
-@torch.no_grad()
 def evaluate(model: nn.Module, loader: Loader, loss: str | nn.Module = "cross_entropy",
              device: str | torch.device | None = None, amp: bool = False) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` over ``loader`` (eval mode, no gradients); accuracy NaN for regression."""
+    loss_fn = TaskLoss(*make_loss(loss))
+    scores = score(model, loader, loss_fn, default_metrics(loss_fn.task), device_of(model, device), amp=amp)
+    return scores["loss"], scores.get("acc", NAN)
+
+
+@torch.no_grad()
+def score(model: nn.Module, loader: Loader, loss_fn: TaskLoss, metrics: dict[str, Metric],
+          device: torch.device, amp: bool = False) -> dict[str, float]:
+    """``{"loss": mean loss, <metric>: value, ...}`` of ``model`` over ``loader``, in eval mode, with one sync."""
     _check_loader(loader, "loader")
-    device = device_of(model, device)
-    loss_fn, task = make_loss(loss)
     was_training = model.training
     model.eval()  # dropout off, BatchNorm uses its running statistics
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    n = 0
+    losses, sizes, preds, targets = [], [], [], []
     for xb, yb in loader:
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         with autocast(device, amp):
-            logits = model(xb)
-            total_loss += loss_fn(logits, _targets_for(task, logits, yb)).float() * len(yb)
-        if task != "regression":
-            correct += (_predicted_labels(task, logits) == _true_labels(task, yb)).sum()
-        n += len(yb)
+            pred = model(xb)
+            losses.append(loss_fn(pred, yb).float() * len(yb))
+        sizes.append(len(yb))
+        if metrics:
+            preds.append(pred)
+            targets.append(yb)
     model.train(was_training)
-    if n == 0:
+    if not losses:
         raise ValueError("The evaluation loader yielded no batches.")
-    return total_loss.item() / n, (correct.item() / n if task != "regression" else NAN)
+    total = torch.stack(losses).sum().reshape(1)
+    values = torch.cat([total, epoch_scores(preds, targets, metrics).to(total.device) if metrics else total[:0]])
+    loss, *scores = values.tolist()  # the one sync
+    return {"loss": loss / sum(sizes), **dict(zip(metrics, scores))}
 
 
 @torch.no_grad()

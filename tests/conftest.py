@@ -1,6 +1,8 @@
 """Shared test setup: offline, a private cache, and where the real data sets are."""
 from __future__ import annotations
 
+import itertools
+import linecache
 import os
 from pathlib import Path
 
@@ -38,3 +40,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class Notebook:
+    """Runs code the way a Jupyter kernel runs a cell: in one ``__main__`` namespace, its lines kept in linecache."""
+
+    _cells = itertools.count()
+
+    def __init__(self, **names):
+        self.namespace = {"__name__": "__main__", **names}
+
+    def run(self, source: str) -> dict:
+        """Execute one cell; return the namespace (functions defined in it read their source like a kernel's)."""
+        filename = f"<notebook cell {next(self._cells)}>"
+        # ipykernel does the same: mtime None keeps linecache.checkcache from dropping the cell's lines.
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+        exec(compile(source, filename, "exec"), self.namespace)
+        return self.namespace
+
+    def __getitem__(self, name: str):
+        return self.namespace[name]
+
+
+@pytest.fixture
+def notebook() -> Notebook:
+    """A fresh notebook namespace (see Notebook)."""
+    return Notebook()

@@ -102,18 +102,18 @@ def test_the_walker_sees_imports_inside_functions_and_skips_type_checking(tmp_pa
 
 def test_helpers_has_no_import_cycles():
     graph = import_graph()
-    assert "helpers.record" in graph and "helpers.training" in graph
+    assert "helpers.history" in graph and "helpers.training" in graph
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 def test_ground_floor_imports_nothing_above_it():
     graph = import_graph()
-    assert graph["helpers.record"] <= {"helpers.config", "helpers.store"}
+    assert graph["helpers.history"] <= {"helpers.config", "helpers.store"}
     assert graph["helpers.store"] == set() and graph["helpers.device"] == set()
     assert graph["helpers.config"] == set()
     for module in ("helpers.plotting", "helpers.experiments", "helpers.sweeps"):
-        assert "helpers.training" not in graph[module], f"{module} needs History only: import it from record"
+        assert "helpers.training" not in graph[module], f"{module} needs History only: import it from history"
     assert "helpers.sweeps" not in graph["helpers.experiments"] and "helpers.experiments" not in graph["helpers.sweeps"]
     assert "helpers.sweeps" not in graph["helpers.plotting"]
 

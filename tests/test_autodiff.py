@@ -355,7 +355,7 @@ def test_gc_paused_restores_the_collector_and_keeps_gradients():
 def test_plot_var_fit_draws_losses_and_the_fitted_curve():
     from helpers.autodiff_plot import plot_var_fit
     from helpers.synthetic import course_regression_1d
-    from helpers.record import History
+    from helpers.history import History
 
     history = History()
     for epoch, (tr, va) in enumerate([(10.0, 11.0), (5.0, 6.0)]):

@@ -10,9 +10,10 @@ import pytest
 from helpers import experiments
 from helpers.config import cache_dir
 from helpers.experiments import GridRunError, cache_key, run_grid
-from helpers.record import History
+from helpers.history import History
 
 CALLS: list[dict] = []
+INTERRUPT_AT: list[int] = []  # a call count at which counting_train raises KeyboardInterrupt (Ctrl-C)
 
 
 def fake_history(lr: float, width: int = 1, seed: int = 0, epochs: int = 3, diverged: bool = False) -> History:
@@ -31,6 +32,8 @@ def fake_history(lr: float, width: int = 1, seed: int = 0, epochs: int = 3, dive
 
 def counting_train(lr: float, width: int = 1, seed: int = 0) -> History:
     """Records every call, so a test can tell cached runs from trained ones."""
+    if len(CALLS) in INTERRUPT_AT:
+        raise KeyboardInterrupt
     CALLS.append({"lr": lr, "width": width, "seed": seed})
     return fake_history(lr, width, seed)
 
@@ -38,6 +41,7 @@ def counting_train(lr: float, width: int = 1, seed: int = 0) -> History:
 @pytest.fixture(autouse=True)
 def _reset_calls():
     CALLS.clear()
+    INTERRUPT_AT.clear()
 
 
 GRID = {"lr": [0.1, 1.0], "width": [1, 4]}
@@ -67,16 +71,12 @@ def test_summary_columns_match_history():
 
 
 def test_interrupted_grid_resumes_with_only_missing_runs():
-    def interrupting(lr, width=1, seed=0):
-        if len(CALLS) == 3:
-            raise KeyboardInterrupt
-        return counting_train(lr, width, seed)
-
-    interrupting.__qualname__ = counting_train.__qualname__  # same experiment as far as the cache knows
+    INTERRUPT_AT.append(3)  # Ctrl-C during the fourth run; the same function and code resume the grid
     with pytest.raises(KeyboardInterrupt):
-        run_grid(interrupting, GRID, repeats=2, quiet=True)
+        run_grid(counting_train, GRID, repeats=2, quiet=True)
     assert len(CALLS) == 3
     CALLS.clear()
+    INTERRUPT_AT.clear()
     frame = run_grid(counting_train, GRID, repeats=2, quiet=True)
     assert len(CALLS) == 5, "only the 5 runs that did not finish must train"
     assert frame["cached"].sum() == 3
@@ -186,8 +186,11 @@ def test_bad_grid_raises_clear_error(grid, fixed, match):
 
 
 def test_unimportable_function_falls_back_to_one_process():
+    def local_train(lr, seed):  # defined inside a function: worker processes cannot import it
+        return fake_history(lr, seed=seed)
+
     with pytest.warns(UserWarning, match="n_jobs=1"):
-        frame = run_grid(lambda lr, seed: fake_history(lr, seed=seed), {"lr": [0.1, 0.2]}, n_jobs=2, quiet=True)
+        frame = run_grid(local_train, {"lr": [0.1, 0.2]}, n_jobs=2, quiet=True)
     assert len(frame) == 2 and not frame["cached"].any()
 
 
@@ -246,3 +249,74 @@ def test_grid_reports_trained_and_cached_runs_to_the_runlog():
     run_grid(counting_train, {"lr": [0.1, 0.2, 0.3]}, quiet=True)
     assert runlog.snapshot()["runs"] == {"trained": 3, "cached": 2}
     runlog.reset()
+
+
+# --- the cache knows the code: editing a training function or a helper it calls trains again -----------
+def _train_cell(body: str) -> str:
+    return f"def train(lr, seed):\n    h = History()\n    h.append_epoch(epoch=0, train_loss={body})\n    return h\n"
+
+
+def test_editing_the_training_function_trains_its_runs_again(notebook):
+    notebook.namespace["History"] = History
+    notebook.run(_train_cell("lr"))
+    first = run_grid(notebook["train"], {"lr": [0.1, 0.2]}, quiet=True)
+    notebook.run(_train_cell("lr * 100"))   # the issue's example: the old values used to come back, "cached"
+    second = run_grid(notebook["train"], {"lr": [0.1, 0.2]}, quiet=True)
+    assert list(first["final_train_loss"]) == [0.1, 0.2] and not first["cached"].any()
+    assert list(second["final_train_loss"]) == pytest.approx([10.0, 20.0]) and not second["cached"].any()
+    notebook.run(_train_cell("lr"))         # back to the first version: its runs are still cached
+    third = run_grid(notebook["train"], {"lr": [0.1, 0.2]}, quiet=True)
+    assert third["cached"].all() and list(third["final_train_loss"]) == [0.1, 0.2]
+
+
+def test_editing_a_helper_trains_again_exactly_the_runs_that_use_it(notebook):
+    notebook.namespace["History"] = History
+    notebook.run("def scale(x):\n    return x\n")
+    notebook.run(_train_cell("scale(lr)"))
+    notebook.run(_train_cell("lr").replace("def train", "def plain"))
+    run_grid(notebook["train"], {"lr": [0.1]}, quiet=True)
+    run_grid(notebook["plain"], {"lr": [0.1]}, quiet=True)
+    notebook.run("def scale(x):\n    return 3 * x\n")
+    uses = run_grid(notebook["train"], {"lr": [0.1]}, quiet=True)
+    other = run_grid(notebook["plain"], {"lr": [0.1]}, quiet=True)
+    assert not uses["cached"].any() and uses["final_train_loss"][0] == pytest.approx(0.3)
+    assert other["cached"].all(), "plain does not call scale: its run stays cached"
+
+
+def test_a_lambda_or_unreadable_function_is_refused_not_cached_under_a_wrong_key():
+    with pytest.raises(ValueError, match="lambda"):
+        run_grid(lambda lr, seed: fake_history(lr), {"lr": [0.1]}, quiet=True)
+    namespace = {"__name__": "__main__", "fake_history": fake_history}
+    exec("def train(lr, seed):\n    return fake_history(lr)\n", namespace)
+    with pytest.raises(ValueError, match="Cannot read the source of train"):
+        run_grid(namespace["train"], {"lr": [0.1]}, quiet=True)
+    assert not (cache_dir() / "runs").exists(), "nothing was trained or cached"
+
+
+def test_a_function_passed_as_a_setting_is_keyed_by_its_code(notebook):
+    notebook.namespace["History"] = History
+    notebook.run("def make(lr):\n    return lr\n")
+    notebook.run("def train(lr, seed, build):\n    h = History()\n    h.append_epoch(epoch=0, train_loss=build(lr))\n"
+                 "    return h\n")
+    run_grid(notebook["train"], {"lr": [0.5]}, fixed={"build": notebook["make"]}, quiet=True)
+    notebook.run("def make(lr):\n    return 2 * lr\n")
+    again = run_grid(notebook["train"], {"lr": [0.5]}, fixed={"build": notebook["make"]}, quiet=True)
+    assert not again["cached"].any() and again["final_train_loss"][0] == 1.0
+
+
+def test_a_notebook_run_again_in_a_new_kernel_takes_its_runs_from_the_cache(tmp_path):
+    """The identity is the code's, not the session's: a second kernel on the same cells trains nothing."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = ["from helpers.experiments import run_grid\nfrom helpers.history import History",
+             "def scale(x):\n    return 2 * x",
+             _train_cell("scale(lr)"),
+             "frame = run_grid(train, {'lr': [0.1, 0.2]}, quiet=True)\nprint(int(frame['cached'].sum()))"]
+    printed = []
+    for _ in range(2):
+        nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+        NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        printed.append(nb.cells[-1].outputs[0]["text"].strip())
+    assert printed == ["0", "2"]

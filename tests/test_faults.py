@@ -37,7 +37,7 @@ def killed(proc: subprocess.CompletedProcess) -> bool:
 # --- 1. a resumed grid sweep covers the grid exactly once -----------------------------------------
 SWEEP_SCRIPT = """
     import os, signal, sys
-    from helpers.record import History
+    from helpers.history import History
     from helpers.sweeps import Categorical, run_sweep
 
     LOG = sys.argv[1]
@@ -90,7 +90,7 @@ def test_grid_sweep_killed_mid_trial_resumes_and_covers_the_grid_once(tmp_path):
 
 # --- 2. a study belongs to its search space and objective -------------------------------------------
 def _history(value: float):
-    from helpers.record import History
+    from helpers.history import History
 
     h = History()
     h.append_epoch(epoch=0, train_loss=value, val_loss=value)
@@ -152,7 +152,7 @@ def test_changed_distribution_kind_does_not_fail_quietly():
 # --- grids: kill and resume, two processes on one cache, a killed worker --------------------------
 GRID_MODULE = """
     import os, signal, sys, time
-    from helpers.record import History
+    from helpers.history import History
 
     def train(x, seed):
         log = os.environ["GRID_LOG"]
@@ -269,14 +269,17 @@ def test_metric_named_like_a_summary_field_is_an_error(name):
     """Issue 12.3: summary fields (epochs, seed, diverged, time_s, cached, final_*) collided the same way."""
     from helpers.experiments import run_grid
 
-    frame = run_grid(lambda lr, seed: {name: -1.0}, {"lr": [0.1]}, quiet=True, errors="record", name=f"m-{name}")
+    def train(lr, seed):
+        return {name: -1.0}
+
+    frame = run_grid(train, {"lr": [0.1]}, quiet=True, errors="record", name=f"m-{name}")
     assert name in frame["error"].iloc[0]
 
 
 def test_grid_setting_named_like_a_summary_field_keeps_its_value():
     """Issue 12.3: a grid over "epochs" lost its values to the summary's epoch count."""
     from helpers.experiments import run_grid
-    from helpers.record import History
+    from helpers.history import History
 
     def train(epochs, seed):
         h = History()
@@ -292,7 +295,7 @@ def test_grid_setting_named_like_a_summary_field_keeps_its_value():
 def test_damaged_cache_record_is_named_and_retrained(damage):
     """Issue 12 (unclear failures): valid JSON of the wrong shape raised AttributeError or gave NaN metrics."""
     from helpers.experiments import run_grid
-    from helpers.record import History
+    from helpers.history import History
 
     calls = []
 
@@ -391,11 +394,12 @@ def test_numpy_scalars_are_accepted_as_numbers():
     """Issue 12 (unclear failures): np.float32(0.01) and np.int64(2) were refused with "must be a number"."""
     import numpy as np
 
+    from helpers.callbacks import GradientClipping
     from helpers.training import fit
 
     model, loader = _tiny()
     history = fit(model, loader, np.int64(2), lr=np.float32(0.01), weight_decay=np.float64(0.0),
-                  clip_grad=np.float32(1.0), quiet=True)
+                  callbacks=[GradientClipping(np.float32(1.0))], quiet=True)
     assert len(history) == 2 and history.config["lr"] == pytest.approx(0.01)
     import torch
     from helpers.data import BatchLoader

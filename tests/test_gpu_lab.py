@@ -178,12 +178,13 @@ def test_cuda_timer_waits_for_kernels():
 
 
 def test_measure_epochs_times_the_trainers_own_epochs(monkeypatch):
-    # The lab has no loop of its own: every timed step is Trainer.train_step.
+    # The lab has no loop of its own: every step is a batch of the Trainer's loop.
     from helpers.training import Trainer
 
     steps = []
-    original = Trainer.train_step
-    monkeypatch.setattr(Trainer, "train_step", lambda self, *a: steps.append(1) or original(self, *a))
+    original = Trainer.emit
+    monkeypatch.setattr(Trainer, "emit", lambda self, event: (event == "after_batch" and steps.append(1)) or
+                        original(self, event))
     data = torch.utils.data.TensorDataset(torch.randn(40, 3, 4, 4), torch.arange(40) % 2)
     rec = measure_epochs(tiny_model(), make_dataloader(data, batch_size=8), device="cpu", epochs=2, warmup_steps=3)
     assert len(steps) == 3 + 2 * 5 and rec["images_per_epoch"] == 40 and rec["loader"] == "DataLoader"

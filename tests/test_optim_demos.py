@@ -28,7 +28,7 @@ from helpers.optim_demos import (
     two_blobs,
     valley_loss,
 )
-from helpers.record import History
+from helpers.history import History
 
 SHEET = dict(beta1=0.9, beta2=0.99, lr=0.01, eps=1e-8)
 
@@ -178,7 +178,7 @@ def test_compare_runs_counts_epochs_from_one():
     assert table.loc["lowest val loss (epoch)", "A"] == "0.600 (2)"
     assert table.loc["epochs whose val loss rose", "A"] == "1 of 2"
     assert table.loc["best val acc (epoch)", "B"] == "86.00 % (3)"
-    assert math.isnan(first_epoch_reaching([0.1, 0.2], 0.5))
+    assert math.isnan(first_epoch_reaching(_history([0.1, 0.2], [1.0, 0.9]), "val_acc", 0.5))
 
 
 def test_figures_fit_an_a4_page():

@@ -13,14 +13,14 @@ from torch import nn
 from helpers import plotting
 from helpers.experiments import run_grid
 from helpers.sweeps import Categorical, LogUniform, run_sweep
-from helpers.record import History
+from helpers.history import History
 
 
 def make_history(lr: float = 0.1, seed: int = 0, epochs: int = 4, diverged: bool = False,
                  grad_layers: int = 3) -> History:
     history = History()
-    for epoch in range(1, epochs + 1):
-        loss = 1 / (1 + lr * epoch) + 0.02 * seed
+    for epoch in range(epochs):  # counted from 0, as the Trainer records them
+        loss = 1 / (1 + lr * (epoch + 1)) + 0.02 * seed
         history.append_epoch(epoch=epoch, train_loss=loss, train_acc=1 - loss / 2, val_loss=loss + 0.1,
                              val_acc=0.9 - loss / 2, test_loss=loss + 0.15, test_acc=0.85 - loss / 2)
     history.step_loss = list(2 / (1 + lr * np.arange(40)) + 0.1 * np.sin(np.arange(40)))
@@ -70,8 +70,8 @@ def test_plot_history_draws_each_split(check):
 
 def test_plot_history_skips_missing_metrics(check):
     history = History()
-    for epoch in (1, 2):
-        history.append_epoch(epoch=epoch, train_loss=1.0 / epoch)  # regression: no accuracy
+    for epoch in (0, 1):
+        history.append_epoch(epoch=epoch, train_loss=1.0 / (epoch + 1))  # regression: no accuracy
     fig = check(plotting.plot_history(history))
     assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 1
 
@@ -186,7 +186,7 @@ def test_grad_norms_side_by_side_share_y(check):
     assert plain.get_yscale() == "log" and residual.get_shared_y_axes().joined(plain, residual)
     assert len(plain.lines) == 3 and len(residual.lines) == 5
     check(plotting.plot_grad_norms(make_history(), layers=["layer0"]))
-    with pytest.raises(ValueError, match="track_grad_norms"):
+    with pytest.raises(ValueError, match="GradientNorms"):
         plotting.plot_grad_norms(History())
 
 
@@ -350,10 +350,58 @@ def test_long_legend_goes_beside_the_axes():
 
 def test_epoch_axes_count_from_one_like_the_text():
     from helpers.plotting import plot_history
-    from helpers.record import History
+    from helpers.history import History
 
     h = History()
     for e in range(3):
         h.append_epoch(epoch=e, train_loss=1.0 / (e + 1), val_loss=1.2 / (e + 1))
     fig = plot_history(h, metrics="loss")
     assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3]
+
+
+def sparse_history() -> History:
+    """A History that logged every 10th of 1000 epochs and the last one, like sheet 1's Var fits."""
+    h = History()
+    for epoch in [*range(0, 1000, 10), 999]:
+        h.append_epoch(epoch=epoch, train_loss=1.0 / (epoch + 1), val_loss=1.5 / (epoch + 1))
+    h.step_loss = [1.0] * 1000   # one step per epoch
+    return h
+
+
+def test_epoch_axes_come_from_the_record_when_a_history_logs_every_10th_epoch():
+    from helpers.autodiff_plot import plot_var_fit
+    from helpers.optim_demos import compare_runs, first_epoch_reaching
+    from helpers.synthetic import course_regression_1d
+
+    h = sparse_history()
+    assert list(h.epoch_numbers()[:3]) == [1, 11, 21] and h.epoch_numbers()[-1] == 1000
+    for fig in (plotting.plot_history(h, metrics="loss"), plotting.plot_runs({"var": h}, y="val_loss"),
+                plot_var_fit(h, course_regression_1d(), np.zeros(2), np.zeros(2), "Var fit")):
+        xs = fig.axes[0].lines[0].get_xdata()
+        assert list(xs[:2]) == [1, 11] and xs[-1] == 1000, "the axis ends at the History's last epoch, not at 101"
+    steps = plotting.plot_runs({"var": h}, x="step", y="val_loss").axes[0].lines[0].get_xdata()
+    assert list(steps[:2]) == [1, 11] and steps[-1] == 1000, "one step per epoch: epoch-end points at those steps"
+    h.val_acc = [min(1.0, e / 500) for e in h.epoch]
+    assert first_epoch_reaching(h, "val_acc", 0.5) == 251
+    h.train_acc = list(h.val_acc)
+    assert compare_runs({"var": h}, target_acc=0.5).loc["lowest val loss (epoch)", "var"].endswith("(1000)")
+
+
+def test_a_history_without_epoch_numbers_is_refused_by_name():
+    h = History()
+    h.append_epoch(train_loss=1.0)
+    with pytest.raises(ValueError, match="append_epoch\\(epoch="):
+        h.epoch_numbers()
+
+
+def test_one_text_width_feeds_the_pdf_layout_and_the_figures_without_loading_matplotlib():
+    import subprocess
+    import sys
+
+    from helpers import style
+    from helpers.export import layout
+
+    assert layout.TEXT_WIDTH_MM == style.TEXT_WIDTH_MM == 182.0
+    assert style.MAX_WIDTH_IN < style.TEXT_WIDTH_IN
+    code = "import sys, helpers.export.layout; sys.exit('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "the page geometry must not load matplotlib"

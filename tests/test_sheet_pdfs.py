@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from helpers.export.coverage import missing_from_pdf
-from helpers.export.fit import TEXT_WIDTH_IN
+from helpers.style import TEXT_WIDTH_IN
 from helpers.export.tidy import png_size_inches
 
 FOLDER = os.environ.get("KIT_SMOKE_PDF")

@@ -9,7 +9,7 @@ import pytest
 from helpers.config import cache_dir
 from helpers.sweeps import (Categorical, IncompleteSweepWarning, IntRange, LogUniform, run_sweep, sweep_frame,
                             trial_history)
-from helpers.record import History
+from helpers.history import History
 
 SPACE = {"lr": LogUniform(1e-3, 1.0), "width": IntRange(1, 8), "act": Categorical(["relu", "tanh"])}
 
@@ -127,3 +127,20 @@ def test_sweep_reports_trained_and_already_finished_trials_to_the_runlog():
     run_sweep(fake_objective(calls), SPACE, n_trials=3, sampler="random", study_name="log", quiet=True)
     assert runlog.snapshot()["runs"] == {"trained": 3, "cached": 2}
     runlog.reset()
+
+
+def test_editing_a_helper_the_objective_calls_runs_the_sweep_again(notebook):
+    notebook.namespace.update(History=History, CALLS=[])
+    notebook.run("def loss_of(lr):\n    return lr\n")
+    notebook.run("def objective(params, number):\n    CALLS.append(number)\n    h = History()\n"
+                 "    h.append_epoch(epoch=0, val_loss=loss_of(params['lr']))\n    return h\n")
+    space, calls = {"lr": Categorical([0.1, 0.2])}, notebook["CALLS"]
+    first = run_sweep(notebook["objective"], space, n_trials=None, sampler="grid", study_name="edit", quiet=True)
+    assert len(calls) == 2 and sorted(t.value for t in first.trials) == [0.1, 0.2]
+    notebook.run("def loss_of(lr):\n    return 10 * lr\n")   # only the helper changes
+    second = run_sweep(notebook["objective"], space, n_trials=None, sampler="grid", study_name="edit", quiet=True)
+    assert len(calls) == 4 and sorted(t.value for t in second.trials) == pytest.approx([1.0, 2.0])
+    assert second.study_name.startswith("edit@") and second.study_name != first.study_name
+    notebook.run("def loss_of(lr):\n    return lr\n")        # the first version's trials are still stored
+    third = run_sweep(notebook["objective"], space, n_trials=None, sampler="grid", study_name="edit", quiet=True)
+    assert len(calls) == 4 and third.study_name == first.study_name

@@ -11,9 +11,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.models import MLP, SmallNet, resnet18
-from helpers.callbacks import Callback, Checkpoint, EarlyStopping, load_checkpoint
+from helpers.callbacks import Callback, Checkpoint, EarlyStopping, GradientClipping, GradientNorms, load_checkpoint
 from helpers.device import RSS_INCREASE_KIND
-from helpers.record import History
+from helpers.history import History, summarize
 from helpers.training import OPTIMIZERS, SCHEDULERS, evaluate, fit, predict
 
 
@@ -91,7 +91,7 @@ def test_train_loss_is_the_batch_weighted_mean_of_step_losses():
 
 def test_history_json_round_trip_stores_nan_as_null(tmp_path, data):
     history = fit(small_mlp(), data["train"], 2, val_loader=data["val"], device="cpu", quiet=True,
-                  track_grad_norms=True)
+                  callbacks=[GradientNorms()])
     path = history.to_json(tmp_path / "h.json")
     raw = json.loads(path.read_text())
     assert raw["test_loss"] == [None, None]
@@ -147,17 +147,17 @@ def test_callback_events_and_stop_flag(data):
         def __init__(self):
             self.events = []
 
-        def on_fit_start(self, trainer):
+        def before_fit(self, trainer):
             self.events.append("start")
 
-        def on_epoch_start(self, trainer):
+        def before_epoch(self, trainer):
             self.events.append(f"epoch {trainer.epoch}")
 
-        def on_epoch_end(self, trainer):
+        def after_epoch(self, trainer):
             self.events.append(trainer.epoch)
             trainer.stop = trainer.epoch == 1
 
-        def on_fit_end(self, trainer):
+        def after_fit(self, trainer):
             self.events.append("end")
 
     recorder = Recorder()
@@ -216,12 +216,13 @@ def test_every_scheduler_name_sets_the_lr(name, kwargs, expected, data):
     ({"epochs": -1}, "epochs"),
     ({"scheduler": "linear"}, "scheduler.*cosine"),
     ({"loss": "hinge"}, "loss.*cross_entropy"),
-    ({"clip_grad": 0.0}, "clip_grad"),
 ])
 def test_bad_settings_raise_value_error(kwargs, match, data):
     settings = {"epochs": 1, **kwargs}
     with pytest.raises(ValueError, match=match):
         fit(small_mlp(), data["train"], device="cpu", quiet=True, **settings)
+    with pytest.raises(ValueError, match="max_norm"):
+        GradientClipping(0.0)
 
 
 def test_torch_dataloader_works():
@@ -263,7 +264,8 @@ def test_gradient_clipping_bounds_the_update():
     X, y = quadrants(32, 0)
     model = small_mlp()
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
-    fit(model, loader(X, y, batch_size=32), 1, optimizer="sgd", lr=1.0, clip_grad=1e-3, device="cpu", quiet=True)
+    fit(model, loader(X, y, batch_size=32), 1, optimizer="sgd", lr=1.0, callbacks=[GradientClipping(1e-3)], device="cpu",
+        quiet=True)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert (after - before).norm() <= 1e-3 * (1 + 1e-4)
 
@@ -273,7 +275,7 @@ def test_grad_norms_match_a_hand_computed_step():
     model = small_mlp()
     reference = copy.deepcopy(model)
     nn.functional.cross_entropy(reference(X), y).backward()
-    history = fit(model, loader(X, y, batch_size=32), 1, optimizer="sgd", track_grad_norms=True, device="cpu",
+    history = fit(model, loader(X, y, batch_size=32), 1, optimizer="sgd", callbacks=[GradientNorms()], device="cpu",
                   quiet=True)
     assert list(history.grad_norms) == ["layer0", "layer1", "layer2"]
     for i, layer in enumerate(reference.linears):
@@ -282,7 +284,7 @@ def test_grad_norms_match_a_hand_computed_step():
 
 def test_grad_norms_use_module_names_without_linears():
     X, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    history = fit(SmallNet(in_channels=1, input_size=28), loader(X, y, batch_size=4), 2, track_grad_norms=True,
+    history = fit(SmallNet(in_channels=1, input_size=28), loader(X, y, batch_size=4), 2, callbacks=[GradientNorms()],
                   device="cpu", quiet=True)
     assert list(history.grad_norms) == ["conv1", "fc1", "fc2"]
     assert all(len(v) == 2 and v[0] > 0 for v in history.grad_norms.values())
@@ -340,3 +342,97 @@ def test_linear_probe_fit_changes_only_the_head():
     for key, value in model.backbone.state_dict().items():  # weights and BatchNorm running statistics
         torch.testing.assert_close(value, backbone_before[key], msg=key)
     assert not torch.equal(model.head.weight, head_before)
+
+
+# --- The loop and its events ----------------------------------------------------------------------
+def test_the_loop_reads_on_one_screen():
+    import inspect
+
+    from helpers.training import Trainer
+
+    assert len(inspect.getsource(Trainer.fit).splitlines()) <= 40
+
+
+def test_events_come_in_the_loops_order():
+    from helpers.callbacks import EVENTS
+
+    heard = []
+    listener = type("Listener", (Callback,), {e: lambda self, trainer, e=e: heard.append(e) for e in EVENTS})()
+    X, y = quadrants(64, 0)
+    fit(small_mlp(), loader(X, y, batch_size=32), 1, val_loader=loader(X, y), device="cpu", quiet=True,
+        callbacks=[listener])
+    batch = ["before_batch", "after_loss", "after_backward", "before_step", "after_batch"]
+    assert heard == ["before_fit", "before_epoch", *batch, *batch, "after_train", "after_epoch", "after_fit"]
+
+
+def test_a_user_callback_sees_the_epoch_already_recorded(data):
+    seen = []
+
+    class Reader(Callback):
+        def after_epoch(self, trainer):
+            seen.append((len(trainer.history), trainer.history.val_acc[-1]))
+
+    history = fit(small_mlp(), data["train"], 2, val_loader=data["val"], device="cpu", quiet=True, callbacks=[Reader()])
+    assert seen == [(1, history.val_acc[0]), (2, history.val_acc[1])]
+
+
+def test_metrics_are_functions_recorded_under_their_names(data):
+    from helpers.metrics import accuracy
+    from helpers.plotting import plot_history
+
+    def error(pred, target):
+        return 1 - accuracy(pred, target)
+
+    history = fit(small_mlp(), data["train"], 2, val_loader=data["val"], device="cpu", quiet=True,
+                  metrics={"acc": accuracy, "error": error})
+    assert history.series("val_error") == pytest.approx([1 - a for a in history.val_acc])
+    assert history.series("train_error") == pytest.approx([1 - a for a in history.train_acc])
+    assert all(math.isnan(v) for v in history.series("test_error"))  # no test loader
+    back = History.from_dict(json.loads(json.dumps(history.to_dict())))
+    assert back.series("val_error") == history.series("val_error")
+    assert len(plot_history(history, metrics=("loss", "error")).axes) == 2
+    assert summarize(history)["final_val_error"] == pytest.approx(1 - history.val_acc[-1])
+    none = fit(small_mlp(), data["train"], 1, device="cpu", quiet=True, metrics={})
+    assert math.isnan(none.train_acc[0]) and not none.metrics, "metrics={} records no accuracy"
+
+
+def test_train_accuracy_is_the_share_of_correct_predictions_over_the_epoch():
+    X, y = quadrants(100, 0)
+    model = small_mlp()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.linears[-1].bias.requires_grad_(True)  # something to optimise, lr tiny: predictions stay put
+    history = fit(model, loader(X, y, batch_size=40), 1, optimizer="sgd", lr=1e-12, device="cpu", quiet=True)
+    with torch.no_grad():
+        expected = (model(X).argmax(1) == y).float().mean().item()
+    assert history.train_acc[0] == pytest.approx(expected)
+
+
+def test_old_flags_name_the_callback_that_replaced_them(data):
+    with pytest.raises(TypeError, match=r"clip_grad is now a callback: callbacks=\[GradientClipping"):
+        fit(small_mlp(), data["train"], 1, clip_grad=1.0, quiet=True)
+    with pytest.raises(TypeError, match=r"track_grad_norms is now a callback: callbacks=\[GradientNorms\(\)\]"):
+        fit(small_mlp(), data["train"], 1, track_grad_norms=True, quiet=True)
+
+
+def test_mixed_precision_scales_the_loss_and_steps_through_the_scaler():
+    from helpers.callbacks import MixedPrecision
+
+    scaled = []
+
+    class CpuScaling(MixedPrecision):  # float16's loss scaling, exercised with a CPU GradScaler
+        def before_fit(self, trainer):
+            super().before_fit(trainer)
+            self.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
+
+        def after_loss(self, trainer):
+            super().after_loss(trainer)
+            scaled.append(trainer.loss_grad.item() / trainer.loss.item())
+
+    X, y = quadrants(64, 0)
+    plain = fit(small_mlp(), loader(X, y, batch_size=16), 2, optimizer="sgd", lr=0.1, device="cpu", quiet=True)
+    mixed = fit(small_mlp(), loader(X, y, batch_size=16), 2, optimizer="sgd", lr=0.1, device="cpu", quiet=True,
+                callbacks=[CpuScaling(), GradientClipping(1e6)])
+    assert scaled[0] == 2.0 ** 10, "backward() ran on the scaled loss"
+    # Scaling by a power of two and unscaling before the step is exact: the same training, step for step.
+    assert mixed.step_loss == pytest.approx(plain.step_loss, rel=1e-6)

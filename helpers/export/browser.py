@@ -5,7 +5,7 @@ happen offline, and it prints after a fixed wait.  ``KitWebPDFExporter`` changes
 it launches the browser that ``find_browser`` finds (``CHROMIUM_PATH``, then the usual names and
 install paths, then playwright's own), loads MathJax from a local copy, blocks the network, and
 prints once MathJax says typesetting is finished.  The page is laid out in a window exactly as
-wide as the printed text, fitted to it and measured (``helpers.export.fit``); what still does not
+wide as the printed text, fitted to it and measured (``helpers.export.layout``); what still does not
 fit is kept in ``resources["kit_findings"]``.  The PDF carries bookmarks from the headings.  It is
 registered as the nbconvert exporter ``kitpdf``, so ``jupyter nbconvert --to kitpdf x.ipynb`` works.
 """
@@ -28,7 +28,7 @@ from pypdf import PdfWriter
 from pypdf.generic import NameObject, TextStringObject
 from traitlets import Bool, Float, Unicode, default
 
-from .fit import FIT_JS, PRINT_CSS, TEXT_WIDTH_PX, Finding, findings_from, fit_options, pdf_margins
+from .layout import FIT_JS, PAPER, PRINT_CSS, TEXT_WIDTH_PX, Finding, findings_from, fit_options, pdf_margins
 from .tidy import tidy_notebook
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ class KitWebPDFExporter(WebPDFExporter):
         "", help="Chrome/Chromium executable; empty: CHROMIUM_PATH, then the usual names and paths."
     ).tag(config=True)
     math_timeout = Float(60.0, help="Seconds to wait for MathJax to finish typesetting.").tag(config=True)
-    paper_format = Unicode("A4", help="Paper size passed to Chromium's print (A4, Letter, ...).").tag(config=True)
+    paper_format = Unicode(PAPER, help="Paper size passed to Chromium's print (A4, Letter, ...).").tag(config=True)
     allow_network = Bool(
         False, help="Let the page load http(s) resources; off, so a print never waits on a CDN."
     ).tag(config=True)

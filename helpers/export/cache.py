@@ -5,8 +5,9 @@ Two keys, both sha256 hex digests:
 **Execution key** (``execution_key``): whether the stored executed notebook is still this sheet's run.
   - the notebook's code cells, in order (their source only: markdown, outputs and cell metadata do
     not count);
-  - the kit's sources: every ``.py``/``.toml`` file under ``helpers/``, except the export's own
-    modules other than ``execute.py`` (printing and bundling cannot change what a kernel computes);
+  - the kit's sources: ``store.kit_digest()`` (every ``.py``/``.toml`` file under ``helpers/`` but
+    ``export/``: the digest the run and sweep caches key on too, through ``store.callable_identity``)
+    and the export's ``execute.py`` (printing and bundling cannot change what a kernel computes);
   - the run profile;
   - the data the sheets read, fingerprinted cheaply: relative path, size and mtime of every file under
     the data roots that exist (``config.data_search_roots()``);
@@ -63,7 +64,7 @@ def keys(path: Path, profile: str | None = None, via: str = "webpdf", pagebreaks
     nb = read_notebook_json(path)
     execution = _digest({
         "code": [cell_source(c) for c in nb.get("cells", []) if c.get("cell_type") == "code"],
-        "kit": _tree_digest(_kit_sources()),
+        "kit": [store.kit_digest(HELPERS), _tree_digest([EXPORT / "execute.py"])],
         "profile": get_profile(profile),
         "data": data_fingerprint(),
         "runtime": _runtime_versions(),
@@ -174,12 +175,6 @@ def cell_source(cell: dict) -> str:
     """A cell's source as one string (ipynb files may store it as a list of lines)."""
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else source
-
-
-def _kit_sources() -> list[Path]:
-    """helpers/ sources that can change what a kernel computes."""
-    files = sorted(p for ext in ("*.py", "*.toml") for p in HELPERS.rglob(ext) if "__pycache__" not in p.parts)
-    return [p for p in files if p.parent != EXPORT or p.name == "execute.py"]
 
 
 def _tree_digest(files: list[Path]) -> str:

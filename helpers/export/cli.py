@@ -31,7 +31,7 @@ dropped, local paths hidden, outputs over ~60 lines / 10,000 characters trimmed 
 title block (sheet, profile, date, device, kit version) opens the sheet.
 
 Preflight: the webpdf route measures every code block, output and equation against the printed
-text width after fitting them (``helpers.export.fit``); what is still wider is listed after the
+text width after fitting them (``helpers.export.layout``); what is still wider is listed after the
 summary.  ``--strict`` (used by ``make test``) makes any such finding an error (exit code 1).
 
 Cache and other commands
@@ -63,7 +63,7 @@ from .execute import DEFAULT_TIMEOUT, NotebookFailed, pin_kit_paths
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-    from .fit import Finding
+    from .layout import Finding
 
 # nbformat, pypdf and the printer (nbconvert) are imported where they are used: when every sheet
 # comes from the cache, the command finishes before they would have loaded.

@@ -1,4 +1,4 @@
-"""helpers.transfer: the binary task, the kit backbone, the baselines and their ranking."""
+"""helpers.transfer_learning: the binary task, the kit backbone, the baselines and their ranking."""
 from __future__ import annotations
 
 import math
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import transfer
+from helpers import transfer_learning
 from helpers.data import FASHION_CLASSES, Split, load_fashion_mnist
-from helpers.record import History
+from helpers.history import History
 
 SIZE = 16  # the smallest image side ResNetInput accepts; keeps every ResNet18 step to milliseconds
 
@@ -25,22 +25,22 @@ def smoke(monkeypatch):
 
 
 @pytest.fixture
-def tiny_task(smoke) -> transfer.BinaryTask:
-    return transfer.fashion_binary_task(train_limit=32, eval_limit=16)
+def tiny_task(smoke) -> transfer_learning.BinaryTask:
+    return transfer_learning.fashion_binary_task(train_limit=32, eval_limit=16)
 
 
 @pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory) -> transfer.Backbone:
+def tiny_backbone(tmp_path_factory) -> transfer_learning.Backbone:
     """One kit backbone (one training step) shared by the baseline tests."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KIT_PROFILE", "smoke")
         mp.setenv("KIT_CACHE", str(tmp_path_factory.mktemp("backbone-cache")))
-        return transfer.kit_backbone(SIZE, train_limit=32, batch_size=32)
+        return transfer_learning.kit_backbone(SIZE, train_limit=32, batch_size=32)
 
 
 # --- the binary task ---------------------------------------------------------------------------
 def test_standin_task_on_real_fashion_mnist(shared_data):
-    task = transfer.fashion_binary_task(root=shared_data)
+    task = transfer_learning.fashion_binary_task(root=shared_data)
     assert task.classes == ["T-shirt/top", "Shirt"]
     full = load_fashion_mnist(shared_data, normalize=False)
     tshirt, shirt = FASHION_CLASSES.index("T-shirt/top"), FASHION_CLASSES.index("Shirt")
@@ -66,7 +66,7 @@ def test_standin_task_subsample_and_bad_classes(tiny_task):
     xb, yb = next(iter(tiny_task.loader("train", 16, shuffle=True)))
     assert xb.shape == (16, 1, 28, 28) and yb.dtype == torch.float32
     with pytest.raises(ValueError, match="two different FashionMNIST classes"):
-        transfer.fashion_binary_task(classes=("Shirt", "Sweater"))
+        transfer_learning.fashion_binary_task(classes=("Shirt", "Sweater"))
     with pytest.raises(ValueError, match="Unknown split"):
         tiny_task.split("validation")
 
@@ -82,9 +82,9 @@ def test_faces_imagefolder_is_found_and_loaded(tmp_path):
             for i in range(3):
                 pixels = rng.integers(0, 255, size=(40, 40, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i}.png")
-    assert transfer.find_faces([tmp_path / "elsewhere"]) is None
-    assert transfer.find_faces([tmp_path]) == tmp_path / "real-vs-fake"
-    task = transfer.load_binary_task(root=tmp_path, image_size=SIZE)
+    assert transfer_learning.find_faces([tmp_path / "elsewhere"]) is None
+    assert transfer_learning.find_faces([tmp_path]) == tmp_path / "real-vs-fake"
+    task = transfer_learning.load_binary_task(root=tmp_path, image_size=SIZE)
     assert task.classes == ["fake", "real"] and task.sizes() == {"train": 6, "val": 6, "test": 6}
     xb, yb = next(iter(task.loader("train", 6)))
     assert xb.shape == (6, 3, SIZE, SIZE) and yb.dtype == torch.float32
@@ -96,7 +96,7 @@ def test_faces_imagefolder_is_found_and_loaded(tmp_path):
 def test_kit_backbone_pretrains_caches_and_transfers(smoke, monkeypatch):
     from helpers.config import cache_dir
 
-    backbone = transfer.kit_backbone(SIZE, train_limit=32, batch_size=32)
+    backbone = transfer_learning.kit_backbone(SIZE, train_limit=32, batch_size=32)
     assert backbone.source == "kit" and 0.0 <= backbone.val_acc <= 1.0
     assert "8 other FashionMNIST classes" in backbone.description
     files = list((cache_dir() / "backbones").glob("*.pt"))
@@ -105,52 +105,52 @@ def test_kit_backbone_pretrains_caches_and_transfers(smoke, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached backbone must not be trained again")
 
-    monkeypatch.setattr(transfer, "fit", no_training)
-    again = transfer.kit_backbone(SIZE, train_limit=32, batch_size=32)
+    monkeypatch.setattr(transfer_learning, "fit", no_training)
+    again = transfer_learning.kit_backbone(SIZE, train_limit=32, batch_size=32)
     for k, v in backbone.state_dict.items():
         torch.testing.assert_close(again.state_dict[k], v)
     # fine-tune and linear probe start from these weights; a probe trains only its head
-    probe = transfer._resnet("linear_probe", backbone, SIZE)
+    probe = transfer_learning._resnet("linear_probe", backbone, SIZE)
     torch.testing.assert_close(probe[1].backbone.conv1.weight, backbone.state_dict["backbone.conv1.weight"])
     assert {n for n, p in probe.named_parameters() if p.requires_grad} == {"1.head.weight", "1.head.bias"}
-    scratch = transfer._resnet("scratch", None, SIZE)
+    scratch = transfer_learning._resnet("scratch", None, SIZE)
     assert not torch.equal(scratch[1].backbone.conv1.weight, backbone.state_dict["backbone.conv1.weight"])
     with pytest.raises(ValueError, match="needs a pretrained Backbone"):
-        transfer._resnet("finetune", None, SIZE)
+        transfer_learning._resnet("finetune", None, SIZE)
 
 
 def test_pretrained_backbone_falls_back_to_kit_offline(smoke, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no ImageNet weights cached there; tests run offline
-    backbone = transfer.pretrained_backbone(SIZE, train_limit=32, batch_size=32)
+    backbone = transfer_learning.pretrained_backbone(SIZE, train_limit=32, batch_size=32)
     assert backbone.source == "kit"
     from helpers.models import PretrainedUnavailable
 
     with pytest.raises(PretrainedUnavailable):
-        transfer.pretrained_backbone(SIZE, prefer="imagenet")
+        transfer_learning.pretrained_backbone(SIZE, prefer="imagenet")
 
 
 # --- baselines and results -------------------------------------------------------------------------
 def test_every_baseline_returns_metrics_and_test_probabilities(tiny_task, tiny_backbone):
     backbone = tiny_backbone
     n_test = len(tiny_task.test)
-    for name in transfer.BASELINES:
-        h = transfer.run_baseline(tiny_task, name, lr=1e-3, backbone=backbone, image_size=SIZE)
+    for name in transfer_learning.BASELINES:
+        h = transfer_learning.run_baseline(tiny_task, name, lr=1e-3, backbone=backbone, image_size=SIZE)
         assert isinstance(h, History) and len(h.epoch) == 1, name
         for key in ("val_acc", "test_acc"):
             assert 0.0 <= h.final(key) <= 1.0, (name, key)
         assert math.isfinite(h.final("val_loss")) and math.isfinite(h.final("test_loss")), name
-        probs = transfer.test_probs(h)
+        probs = transfer_learning.test_probs(h)
         assert "test_probs" in h.extras and "test_probs" not in h.config, name
         assert probs.shape == (n_test,) and ((probs >= 0) & (probs <= 1)).all(), name
         # the stored probabilities reproduce the recorded test accuracy
         assert np.mean((probs > 0.5) == tiny_task.test.y.numpy()) == pytest.approx(h.final("test_acc")), name
     with pytest.raises(ValueError, match="Unknown baseline"):
-        transfer.run_baseline(tiny_task, "svm")
+        transfer_learning.run_baseline(tiny_task, "svm")
 
 
 def test_xgboost_baseline_learns_the_standin(smoke):
-    task = transfer.fashion_binary_task(train_limit=300)
-    h = transfer.xgboost_baseline(task, n_estimators=20)  # the notebook uses the defaults (100 trees)
+    task = transfer_learning.fashion_binary_task(train_limit=300)
+    h = transfer_learning.xgboost_baseline(task, n_estimators=20)  # the notebook uses the defaults (100 trees)
     assert h.final("train_acc") > 0.95 and h.final("val_acc") > 0.7
 
 
@@ -167,22 +167,22 @@ def test_ranking_best_per_baseline_and_misclassified(tiny_task):
     runs = pd.DataFrame([_fake_run("scratch", 1e-2, 0.70, 0.69), _fake_run("scratch", 1e-3, 0.80, 0.78, 0.40),
                          _fake_run("scratch", 1e-4, 0.70, 0.78, 0.30), _fake_run("finetune", 1e-3, 0.80, 0.88),
                          _fake_run("xgboost", math.nan, 0.95, 0.61)])
-    ranking = transfer.ranking_table(runs)
+    ranking = transfer_learning.ranking_table(runs)
     assert ranking["rank"].tolist() == [1, 2, 3, 4, 5]
     assert ranking["baseline"].tolist() == ["finetune", "scratch", "scratch", "scratch", "xgboost"]
     assert ranking["lr"].tolist()[1:3] == [1e-4, 1e-3]  # tie on test accuracy: lower test loss first
-    best = transfer.best_per_baseline(ranking, k=2)
+    best = transfer_learning.best_per_baseline(ranking, k=2)
     assert best.groupby("baseline").size().to_dict() == {"finetune": 1, "scratch": 2, "xgboost": 1}
     assert 1e-2 not in best["lr"].tolist()
 
     y = tiny_task.test.y.numpy()
     probs = np.where(y == 1, 0.9, 0.1)
     probs[[1, 4, 7]] = 1 - probs[[1, 4, 7]]  # three deliberate mistakes
-    images, true, pred = transfer.misclassified(tiny_task, probs, n=5)
+    images, true, pred = transfer_learning.misclassified(tiny_task, probs, n=5)
     assert images.shape == (3, 1, 28, 28) and (true != pred).all()
     torch.testing.assert_close(images[1], tiny_task.test.X[4])
     with pytest.raises(ValueError, match="probabilities"):
-        transfer.misclassified(tiny_task, probs[:-1])
+        transfer_learning.misclassified(tiny_task, probs[:-1])
 
 
 def test_xgboost_sees_the_courses_centre_crop_of_a_224_resize():
@@ -191,17 +191,17 @@ def test_xgboost_sees_the_courses_centre_crop_of_a_224_resize():
     images = torch.zeros(3, 1, 28, 28)
     images[:, :, 8:20, 8:20] = 1.0
     images[1, :, 0, 0] = 1.0  # a corner pixel, outside the crop
-    pixels = transfer.crop_pixels(images)
+    pixels = transfer_learning.crop_pixels(images)
     assert pixels.shape == (3, 64 * 64)
     assert pixels.min() > 0.9 and np.allclose(pixels[0], pixels[1]), "only the centre survives the crop"
-    rgb = transfer.crop_pixels(torch.rand(2, 3, 40, 50))  # non-square: the shorter side becomes 224
+    rgb = transfer_learning.crop_pixels(torch.rand(2, 3, 40, 50))  # non-square: the shorter side becomes 224
     assert rgb.shape == (2, 3 * 64 * 64)
 
 
 def test_xgboost_pixels_batch_through_a_split(tiny_task):
-    x, y = transfer.xgboost_pixels(tiny_task, "test", batch_size=5)
+    x, y = transfer_learning.xgboost_pixels(tiny_task, "test", batch_size=5)
     assert x.shape == (len(tiny_task.test), 64 * 64) and (y == tiny_task.labels("test")).all()
-    np.testing.assert_allclose(x[7], transfer.crop_pixels(tiny_task.test.X[7:8])[0], atol=1e-6)
+    np.testing.assert_allclose(x[7], transfer_learning.crop_pixels(tiny_task.test.X[7:8])[0], atol=1e-6)
 
 
 def test_no_download_is_tried_once_the_weights_are_known_absent(smoke, monkeypatch, tmp_path):
@@ -215,13 +215,13 @@ def test_no_download_is_tried_once_the_weights_are_known_absent(smoke, monkeypat
         tries.append(kwargs)
         raise PretrainedUnavailable("no network")
 
-    monkeypatch.setattr(transfer, "resnet18", fake_resnet18)
-    monkeypatch.setattr(transfer, "kit_backbone", lambda size, **kw: transfer.Backbone("kit", {}, "kit"))
+    monkeypatch.setattr(transfer_learning, "resnet18", fake_resnet18)
+    monkeypatch.setattr(transfer_learning, "kit_backbone", lambda size, **kw: transfer_learning.Backbone("kit", {}, "kit"))
     monkeypatch.setenv("KIT_OFFLINE", "1")
-    assert transfer.pretrained_backbone(SIZE).source == "kit" and tries == [], "offline: not even one try"
+    assert transfer_learning.pretrained_backbone(SIZE).source == "kit" and tries == [], "offline: not even one try"
     monkeypatch.setenv("KIT_OFFLINE", "0")
-    transfer.pretrained_backbone(SIZE)
-    transfer.pretrained_backbone(SIZE)
+    transfer_learning.pretrained_backbone(SIZE)
+    transfer_learning.pretrained_backbone(SIZE)
     assert len(tries) == 1, "online: one failed try, then the failure is remembered"
     with pytest.raises(PretrainedUnavailable):
-        transfer.pretrained_backbone(SIZE, prefer="imagenet")  # asked for explicitly: it tries and says why
+        transfer_learning.pretrained_backbone(SIZE, prefer="imagenet")  # asked for explicitly: it tries and says why

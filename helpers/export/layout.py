@@ -1,4 +1,4 @@
-"""Fit a notebook's HTML to an A4 page and measure what still does not fit (the preflight).
+"""Page layout: fit a notebook's HTML to an A4 page and measure what still does not fit (the preflight).
 
 Paper has no scroll bar, so anything wider than the text width is lost at the right margin.
 The browser loads the page in a window exactly as wide as the printed text, so MathJax breaks
@@ -19,20 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PAPER = "A4"
-PAPER_WIDTH_MM = 210.0
-MARGIN_MM = {"top": 14.0, "bottom": 14.0, "left": 14.0, "right": 14.0}
+# The page's geometry is the kit's one text width (helpers.style), which the figures are sized to as well.
+from ..style import MARGIN_MM, PAPER, TEXT_WIDTH_MM
+
 CSS_PX_PER_MM = 96 / 25.4
-TEXT_WIDTH_MM = PAPER_WIDTH_MM - MARGIN_MM["left"] - MARGIN_MM["right"]
 TEXT_WIDTH_PX = round(TEXT_WIDTH_MM * CSS_PX_PER_MM)     # the window the page is laid out in
-TEXT_WIDTH_IN = TEXT_WIDTH_MM / 25.4
 MIN_TABLE_PT = 7.0       # below this a table is hard to read on paper
 MIN_MATH_SCALE = 0.75    # an equation shrunk further prints its indices below ~7 pt
 KEEP_LINES = 15          # code or text up to this many lines is not split across pages
 TOLERANCE_PX = 2.0       # sub-pixel rounding is not a finding
 
-PRINT_CSS = """
-@page { size: A4; }
+PRINT_CSS = f"@page {{ size: {PAPER}; }}\n" + """
 html, body { margin: 0 !important; padding: 0 !important; }
 body, .jp-Notebook { padding: 0 !important; overflow: visible !important; }
 .jp-Notebook { --jp-code-font-size: 8.5pt; --jp-content-font-size1: 10pt; }

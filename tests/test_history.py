@@ -1,4 +1,4 @@
-"""Tests for helpers.record: History's fields and JSON round trip, summarize, json_safe, trial_history."""
+"""Tests for helpers.history: History's fields and JSON round trip, summarize, json_safe, trial_history."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from helpers.record import History, json_safe, summarize, trial_history
+from helpers.history import History, json_safe, summarize, trial_history
 
 
 def two_epochs() -> History:
@@ -67,6 +67,6 @@ def test_trial_history_reads_user_attrs():
     assert trial_history(Trial()) is None
 
 
-def test_record_is_a_leaf_that_loads_no_training_machinery():
-    code = "import sys, helpers.record; sys.exit(any(m in sys.modules for m in ('torch', 'helpers.training')))"
+def test_history_is_a_leaf_that_loads_no_training_machinery():
+    code = "import sys, helpers.history; sys.exit(any(m in sys.modules for m in ('torch', 'helpers.training')))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -22,7 +22,7 @@ from . import config, store
 from .data import FASHION_CLASSES, Split, load_fashion_mnist
 from .device import get_device
 from .models import PretrainedUnavailable, imagenet_weights_path, resnet18
-from .record import History
+from .history import History
 from .training import Loader, fit, predict
 
 STANDIN_CLASSES: tuple[str, str] = ("T-shirt/top", "Shirt")
@@ -400,7 +400,7 @@ def best_per_baseline(ranking: pd.DataFrame, k: int = 2) -> pd.DataFrame:
 def test_probs(history: History) -> np.ndarray:
     """The test-set probabilities of label 1 that a baseline run stored in its history."""
     if "test_probs" not in history.extras:
-        raise ValueError("this History carries no test probabilities; it did not come from helpers.transfer.")
+        raise ValueError("this History carries no test probabilities; it did not come from helpers.transfer_learning.")
     return np.asarray(history.extras["test_probs"], dtype=np.float64)
 
 

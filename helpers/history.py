@@ -1,4 +1,4 @@
-"""A run's record: ``History`` (per-epoch metrics plus per-run extras), its summary, its JSON round trip.
+"""A run's History: per-epoch metrics plus per-run extras, its summary, its JSON round trip.
 
 The ground floor of the kit: it imports nothing from the kit, so drawing a plot or reading a cache
 never loads the training machinery.
@@ -16,18 +16,25 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["History", "EPOCH_FIELDS", "summarize", "json_safe", "trial_history"]
+__all__ = ["History", "EPOCH_FIELDS", "SPLITS", "higher_is_better", "summarize", "json_safe", "trial_history"]
 
 EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                 "lr", "time", "peak_mem")
 NAN = float("nan")
+SPLITS = ("train", "val", "test")
+
+
+def higher_is_better(key: str) -> bool:
+    """Whether a larger value of a per-epoch metric is better: losses, times and memory go down, the rest
+    (accuracy, F1, ...) up."""
+    return not key.endswith(("loss", "time", "mem"))
 
 
 @dataclass
 class History:
     """What a fit recorded: per-epoch metrics (NaN where a split is missing), per-step loss, grad norms, extras."""
 
-    epoch: list[int] = field(default_factory=list)
+    epoch: list[int] = field(default_factory=list)          # the epoch each row belongs to, counted from 0
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -39,6 +46,8 @@ class History:
     peak_mem: list[float] = field(default_factory=list)    # MiB, see peak_mem_kind
     step_loss: list[float] = field(default_factory=list)   # training loss of every optimisation step
     grad_norms: dict[str, list[float]] = field(default_factory=dict)  # layer -> per-epoch mean squared grad norm
+    metrics: dict[str, list[float]] = field(default_factory=dict)     # per-epoch metrics beyond the fields above,
+    #                                                                  e.g. "val_f1" (see add_metric)
     diverged: bool = False
     peak_mem_kind: str = ""
     config: dict = field(default_factory=dict)             # the settings of the fit (epochs, batch size, ...)
@@ -47,35 +56,63 @@ class History:
     def __len__(self) -> int:
         return len(self.epoch)
 
+    def epoch_numbers(self) -> np.ndarray:
+        """The recorded epochs counted from 1, as the sheets' text counts them ("epoch 5 of 5").
+
+        Every figure and table takes its epoch axis from here: from ``epoch``, never from positions, so a
+        History that logged every 10th epoch of 1000 reads 1, 11, ..., 991, 1000.
+        """
+        epochs = np.asarray(self.epoch, dtype=float)
+        if not np.isfinite(epochs).all():
+            raise ValueError("This History has rows without an epoch number; record them with "
+                             "append_epoch(epoch=<index from 0>, ...).")
+        return epochs.astype(int) + 1
+
+    def add_metric(self, name: str) -> None:
+        """Keep a per-epoch metric beyond the fields (``name`` e.g. "f1"): series train_f1, val_f1 and test_f1."""
+        for key in (f"{split}_{name}" for split in SPLITS):
+            if key not in EPOCH_FIELDS:
+                self.metrics.setdefault(key, [NAN] * len(self.epoch))
+
     def append_epoch(self, **metrics: float) -> None:
         """Append one epoch's metrics; fields not given get NaN."""
-        unknown = set(metrics) - set(EPOCH_FIELDS)
+        unknown = set(metrics) - set(EPOCH_FIELDS) - set(self.metrics)
         if unknown:
-            raise ValueError(f"Unknown History fields {sorted(unknown)}; allowed: {', '.join(EPOCH_FIELDS)}.")
+            raise ValueError(f"Unknown History fields {sorted(unknown)}; allowed: {', '.join(self.series_names())} "
+                             "(add_metric(name) keeps another metric).")
         for name in EPOCH_FIELDS:
             getattr(self, name).append(metrics.get(name, NAN))
+        for name, values in self.metrics.items():
+            values.append(metrics.get(name, NAN))
+
+    def series_names(self) -> list[str]:
+        """Names of every per-epoch series: the fields and the added metrics."""
+        return [*EPOCH_FIELDS, *self.metrics]
+
+    def series(self, key: str) -> list[float]:
+        """One per-epoch series by name ("val_loss", "train_acc", an added "val_f1", ...)."""
+        if key in EPOCH_FIELDS:
+            return getattr(self, key)
+        if key in self.metrics:
+            return self.metrics[key]
+        raise ValueError(f"Unknown per-epoch metric {key!r}; choose one of {', '.join(self.series_names())}.")
 
     def final(self, key: str) -> float:
         """Last finite value of a per-epoch metric (NaN if there is none)."""
-        return next((v for v in reversed(self._series(key)) if math.isfinite(v)), NAN)
+        return next((v for v in reversed(self.series(key)) if math.isfinite(v)), NAN)
 
     def best(self, key: str) -> float:
-        """Best finite value of a per-epoch metric: the maximum for accuracies, else the minimum."""
-        values = [v for v in self._series(key) if math.isfinite(v)]
+        """Best finite value of a per-epoch metric: the lowest loss, the highest accuracy (``higher_is_better``)."""
+        values = [v for v in self.series(key) if math.isfinite(v)]
         if not values:
             return NAN
-        return max(values) if key.endswith("acc") else min(values)
-
-    def _series(self, key: str) -> list[float]:
-        if key not in EPOCH_FIELDS:
-            raise ValueError(f"Unknown per-epoch metric {key!r}; choose one of {', '.join(EPOCH_FIELDS)}.")
-        return getattr(self, key)
+        return max(values) if higher_is_better(key) else min(values)
 
     def to_frame(self) -> "pd.DataFrame":
         """Per-epoch metrics (and grad norms as ``grad_norm/<layer>`` columns) as a pandas DataFrame."""
         import pandas as pd
 
-        data = {name: getattr(self, name) for name in EPOCH_FIELDS}
+        data = {name: self.series(name) for name in self.series_names()}
         data.update({f"grad_norm/{layer}": values for layer, values in self.grad_norms.items()})
         return pd.DataFrame(data)
 
@@ -90,7 +127,8 @@ class History:
         kwargs = {k: v for k, v in d.items() if k in known}
         for name in (*EPOCH_FIELDS, "step_loss"):
             kwargs[name] = [NAN if v is None else v for v in kwargs.get(name, [])]
-        kwargs["grad_norms"] = {k: [NAN if v is None else v for v in vs] for k, vs in kwargs.get("grad_norms", {}).items()}
+        for name in ("grad_norms", "metrics"):
+            kwargs[name] = {k: [NAN if v is None else v for v in vs] for k, vs in kwargs.get(name, {}).items()}
         return cls(**kwargs)
 
     def to_json(self, path: str | Path) -> Path:
@@ -121,9 +159,9 @@ def json_safe(value: Any) -> Any:
 
 
 def summarize(history: History) -> dict:
-    """Summary numbers of one History: final/best metrics, epochs, diverged, training time, peak memory."""
+    """Summary numbers of one History: final/best metrics (added metrics too), epochs, diverged, time, peak memory."""
     summary = {f"final_{m}": history.final(m)
-               for m in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")}
+               for m in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", *history.metrics)}
     summary.update(best_val_loss=history.best("val_loss"), best_val_acc=history.best("val_acc"),
                    epochs=len(history.epoch), diverged=bool(history.diverged),
                    train_time_s=float(np.nansum(history.time)) if history.time else math.nan,

@@ -42,15 +42,19 @@ def content_key(payload: Any, length: int = 24) -> str:
 KIT_ROOT = Path(__file__).resolve().parent   # helpers/
 
 
-def kit_digest(root: str | Path | None = None) -> str:
-    """sha256 of the kit's sources: names and contents of every .py and .toml under ``helpers/``, ``export/`` aside.
+OUTSIDE_RUNS = ("export", "assignments")  # subpackages of helpers/ that no training run uses
 
-    The export subpackage executes and prints notebooks; it cannot change what a training run computes
-    (the export cache adds the one module of it that can change an execution, ``execute.py``).
+
+def kit_digest(root: str | Path | None = None) -> str:
+    """sha256 of the kit's sources: names and contents of every .py and .toml under ``helpers/``, but for ``OUTSIDE_RUNS``.
+
+    The export subpackage executes and prints notebooks, and the assignments subpackage builds student versions
+    and grades them; neither can change what a training run computes (the export cache adds the one module
+    that can change an execution, ``export/execute.py``).
     """
     root = Path(root) if root is not None else KIT_ROOT
     files = sorted(p for ext in ("*.py", "*.toml") for p in root.rglob(ext)
-                   if "__pycache__" not in p.parts and p.relative_to(root).parts[0] != "export")
+                   if "__pycache__" not in p.parts and p.relative_to(root).parts[0] not in OUTSIDE_RUNS)
     # Contents, not modification times: an edit within the file system's clock tick must count (~2 ms in all).
     h = hashlib.sha256()
     for path in files:

@@ -124,7 +124,9 @@ def test_identity_leaves_libraries_out_and_the_kit_to_its_digest(tmp_path, monke
     (kit / "export" / "browser.py").write_text("# v1\n")
     first = store.kit_digest(kit)
     (kit / "export" / "browser.py").write_text("# v2\n")
-    assert store.kit_digest(kit) == first, "printing modules cannot change a run"
+    (kit / "assignments").mkdir()
+    (kit / "assignments" / "grade.py").write_text("# grading\n")
+    assert store.kit_digest(kit) == first, "printing and grading modules cannot change a run"
     (kit / "training.py").write_text("# v2\n")   # same size, maybe the same clock tick: contents count
     assert store.kit_digest(kit) != first
     before = store.callable_identity(fit)

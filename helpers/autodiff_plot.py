@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
+from . import style
 from .autodiff import Var
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def draw_graph(root: Var, title: str | None = None, show_local: bool = True, max
             place(columns[x], x)
 
     tallest = max(len(c) for c in columns)
-    fig = Figure(figsize=figsize or (max(4.0, 2.4 * n_layers), max(2.5, 1.3 * tallest)))
+    fig = Figure(figsize=style.fit_figsize(*(figsize or (max(4.0, 2.4 * n_layers), max(2.5, 1.3 * tallest)))))
     ax = fig.subplots()
     boxes = {}
     for node in order:
@@ -165,7 +166,7 @@ def draw_graph(root: Var, title: str | None = None, show_local: bool = True, max
 
 def plot_var_fit(history: "History", data: "Splits", xs: np.ndarray, curve: np.ndarray, title: str) -> Figure:
     """One Var network on 1-D data: its training and validation loss per epoch, and the function it fitted."""
-    fig = Figure(figsize=(6.5, 2.5), layout="constrained")
+    fig = Figure(figsize=(style.MAX_WIDTH_IN, 2.5), layout="constrained")  # two panels across the text width
     loss_ax, fit_ax = fig.subplots(1, 2)
     loss_ax.plot(history.epoch_numbers(), history.train_loss, label="training")
     loss_ax.plot(history.epoch_numbers(), history.val_loss, label="validation")

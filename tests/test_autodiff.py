@@ -366,3 +366,12 @@ def test_plot_var_fit_draws_losses_and_the_fitted_curve():
     assert list(loss_ax.lines[1].get_ydata()) == [11.0, 6.0] and loss_ax.get_yscale() == "log"
     assert np.allclose(fit_ax.lines[0].get_ydata(), xs ** 2) and len(fit_ax.collections) == 2
     assert fig.get_size_inches()[0] <= 6.5
+
+
+def test_var_figures_fit_the_printed_text_width():
+    from helpers import style
+    from helpers.autodiff_plot import draw_graph
+
+    a, b = Var(3.0, name="a"), Var(5.0, name="b")
+    wide = draw_graph(a * b + a, figsize=(9.0, 3.0))
+    assert wide.get_size_inches()[0] <= style.MAX_WIDTH_IN

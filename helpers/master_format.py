@@ -128,6 +128,15 @@ def test_cells(cells: Sequence[Mapping[str, Any]]) -> set[int]:
     return {index for index, block in blocks(cells) if block == "tests"}
 
 
+def is_hidden_test(cell: Mapping[str, Any]) -> bool:
+    """Whether a test cell is hidden: its first line is ``# HIDDEN``, or its test config says ``hidden: true``."""
+    text = _source(cell).lstrip()
+    if text.upper().startswith("# HIDDEN"):
+        return True
+    config = text.split("# END TEST CONFIG")[0] if "# BEGIN TEST CONFIG" in text else ""
+    return bool(re.search(r"^\s*hidden:\s*true\s*$", config, re.MULTILINE))
+
+
 def _split_lines(cells: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
     """(solution lines, given lines) of a master's code cells other than tests, stripped and without markers."""
     solution, given = [], []

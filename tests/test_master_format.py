@@ -67,6 +67,12 @@ def test_solution_lines_and_test_cells():
     assert [i for i, c in enumerate(CELLS) if mf.is_boundary(c)] == [0, 2, 4, 6, 7, 9, 10, 11, 13, 15, 16]
 
 
+def test_hidden_tests_by_comment_or_config():
+    assert mf.is_hidden_test(code("# HIDDEN\ndef test_x(): pass"))
+    assert mf.is_hidden_test(code('""" # BEGIN TEST CONFIG\nhidden: true\npoints: 1\n""" # END TEST CONFIG\ndef t(): pass'))
+    assert not mf.is_hidden_test(code("def test_x(): pass  # HIDDEN comes too late"))
+
+
 def test_printed_form_keeps_the_solution_and_drops_markers_and_prompts():
     assert mf.printed_form(SOLVED) == 'def square(x):\n    """x times x."""\n    return x * x\nnine = square(3)'
 

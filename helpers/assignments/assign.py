@@ -142,6 +142,17 @@ def student_extras(dist: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def summary(cells: list[dict]) -> str:
+    """One line about a master: questions, points, the lines a student writes, public and hidden tests."""
+    found = master_format.questions(cells)
+    tests = [cells[i] for i in master_format.test_cells(cells)]
+    hidden = sum(master_format.is_hidden_test(c) for c in tests)
+    return (f"{len(found)} questions, {sum(q.points for q in found):g} points "
+            f"({sum(q.points for q in found if not q.manual):g} autograded), "
+            f"{len(master_format.solution_lines(cells))} lines of code to write, "
+            f"{len(tests) - hidden} public and {hidden} hidden tests")
+
+
 def assign(masters: list[Path], dist: Path, extras: bool = True,
            progress: Callable[[str], None] | None = print) -> list[Assigned]:
     """Build every master's student notebook and autograder into ``dist``; return what was written."""
@@ -153,9 +164,7 @@ def assign(masters: list[Path], dist: Path, extras: bool = True,
     for master in masters:
         done.append(assign_one(Path(master), Path(dist)))
         if progress:
-            q = done[-1].questions
-            progress(f"  {Path(master).name}: {len(q)} questions, {sum(x.points for x in q):g} points "
-                     f"({sum(x.points for x in q if not x.manual):g} autograded)")
+            progress(f"  {Path(master).name}: {summary(read_cells(Path(master)))}")
     if extras:
         student_extras(Path(dist))
     return done

@@ -19,6 +19,7 @@ import pytest
 from helpers import master_format as mf
 from helpers.assignments.assign import assign
 from helpers.assignments.grade import grade
+from helpers.assignments.samples import pasted
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -71,39 +72,6 @@ def test_no_solution_line_and_no_hidden_test_reaches_the_student(dist, master):
 
 
 # --- submissions -----------------------------------------------------------------------------------
-def _question_cells(cells: list[dict], name: str) -> list[int]:
-    """Indices of a master's solution code cells of question ``name``."""
-    solution = {i for i, b in mf.blocks(cells) if b == "solution"}
-    current, out = None, []
-    for index, cell in enumerate(cells):
-        head = src(cell).lstrip() if mf.is_boundary(cell) else ""
-        if head.startswith("# BEGIN QUESTION"):
-            current = mf._config(cell).get("name")
-        elif head.startswith("# END QUESTION"):
-            current = None
-        elif current == name and index in solution and cell["cell_type"] == "code":
-            out.append(index)
-    return out
-
-
-def paste(student: dict, master_cells: list[dict], name: str) -> dict:
-    """The student notebook with question ``name``'s solution pasted into its answer cells."""
-    nb = copy.deepcopy(student)
-    solutions = [mf.printed_form(src(master_cells[i])) for i in _question_cells(master_cells, name)]
-    start = next(i for i, c in enumerate(nb["cells"])
-                 if (c["metadata"].get("kit", {}).get("question") or {}).get("name") == name)
-    answers = []
-    for cell in nb["cells"][start:]:
-        if cell["cell_type"] == "code" and f'grader.check("{name}")' in src(cell):
-            break
-        if cell["cell_type"] == "code" and "otter_answer_cell" in cell["metadata"].get("tags", []):
-            answers.append(cell)
-    assert len(answers) == len(solutions) > 0, f"{name}: {len(answers)} answer cells, {len(solutions)} solutions"
-    for cell, solution in zip(answers, solutions):
-        cell["source"] = solution
-    return nb
-
-
 def autograded(master: Path) -> list[mf.Question]:
     return [q for q in mf.questions(cells_of(master)) if not q.manual]
 
@@ -157,7 +125,7 @@ def gradebook(dist, tmp_path_factory) -> dict[str, dict]:
         (subs / "untouched" / master.name).write_text(json.dumps(student))
         (subs / "pasted").mkdir(exist_ok=True)
         first = autograded(master)[0].name
-        (subs / "pasted" / master.name).write_text(json.dumps(paste(student, cells_of(master), first)))
+        (subs / "pasted" / master.name).write_text(json.dumps(pasted(student, cells_of(master), first)))
     solved = _solved(dist)
     broken = copy.deepcopy(solved)
     broken["cells"][_code_cell(broken, "The same network in PyTorch")]["source"] = "this is not python ("

@@ -1,0 +1,83 @@
+"""make grade on every sheet × 8 sample submissions: wall time, and whether each grade is the expected one.
+
+Builds the student versions and autograders (``make assign``'s code) into a temporary folder, writes 8 sample
+submissions per sheet (``helpers.assignments.samples``: the master, the untouched student version, single
+questions solved, a broken cell, a deleted and a moved ``grader.check`` cell), grades them all in one run as
+``make grade`` does, and reports the wall time, the submissions per minute and the rows that disagree with
+what each sample should score.
+
+    python -m benchmarks.grading            # all four sheets, every core; writes benchmarks/RESULTS.md
+    python -m benchmarks.grading --jobs 1 --no-write
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._results import write_section
+from helpers import master_format as mf
+from helpers.assignments.assign import assign, read_cells
+from helpers.assignments.grade import grade, usable_cores
+from helpers.assignments.samples import samples
+
+REPO = Path(__file__).resolve().parent.parent
+PER_SHEET = 8
+
+
+def expected(name: str, questions: list[mf.Question]) -> float:
+    """The autograded points a sample should score."""
+    code = [q for q in questions if not q.manual]
+    if name == "untouched":
+        return 0.0
+    if name.startswith("solved-"):
+        return next(q.points for q in code if q.name == name.removeprefix("solved-"))
+    return sum(q.points for q in code)  # the master and the solved sheet however mangled (a lesson cell aside)
+
+
+def main() -> int:
+    """Grade 8 samples of every sheet at once; print and record the wall time and any unexpected score."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=None, help=f"submissions at once (default {usable_cores()})")
+    parser.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    masters = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+    with tempfile.TemporaryDirectory(prefix="kit-bench-grade-") as tmp:
+        dist, subs, out = Path(tmp) / "dist", Path(tmp) / "submissions", Path(tmp) / "grades"
+        started = time.perf_counter()
+        assign(masters, dist, extras=False, progress=None)
+        assign_s = time.perf_counter() - started
+        want = {}
+        for master in masters:
+            for name, nb in list(samples(master, dist).items())[:PER_SHEET]:
+                path = subs / master.stem / f"{name}.ipynb"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(nb))
+                want[f"{master.stem}/{name}.ipynb"] = expected(name, mf.questions(read_cells(master)))
+        started = time.perf_counter()
+        book = grade(subs, dist / "autograder", out, jobs=args.jobs, progress=None)
+        grade_s = time.perf_counter() - started
+        rows = list(csv.DictReader(book.open()))
+    wrong = [f"{r['submission']}: {r['status']} {r['autograded']} (expected {want[r['submission']]:g})"
+             for r in rows if r["autograded"] == "" or float(r["autograded"]) != want[r["submission"]]]
+    jobs = args.jobs or usable_cores()
+    table = (f"| sheets | submissions | jobs | otter assign | grading (wall) | per submission | unexpected |\n"
+             f"|---|---|---|---|---|---|---|\n"
+             f"| {len(masters)} | {len(rows)} | {jobs} | {assign_s:.0f} s | {grade_s:.0f} s | "
+             f"{grade_s * jobs / max(len(rows), 1):.1f} s of a core | {len(wrong)} |")
+    print(table)
+    for line in wrong:
+        print("  unexpected:", line)
+    if not args.no_write:
+        write_section("Grading: make grade on every sheet × 8 sample submissions", table + "\n\n" + (
+            "Samples per sheet: the master, the untouched student version, single questions solved, a broken cell, "
+            "a deleted and a moved `grader.check` cell (`helpers.assignments.samples`); each graded in the smoke "
+            "profile by `otter run` in a process of its own."))
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -143,6 +143,10 @@ def _notebook_from_zip(path: Path, sub: Submission) -> bytes | None:
     """The notebook inside a zip; a kit bundle is verified and its integrity problems noted."""
     try:
         with zipfile.ZipFile(path) as zf:
+            expanded = sum(info.file_size for info in zf.infolist())
+            if expanded > MAX_BYTES:  # a zip bomb, or a data set: never unpacked
+                sub.problem = f"the zip expands to {expanded / 1e6:.0f} MB; a submission is far smaller"
+                return None
             names = [n for n in zf.namelist() if not n.endswith("/")]
             if MANIFEST in names:
                 opened = open_bundle(path)

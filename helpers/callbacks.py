@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # type hints only: the Trainer calls callbacks; this module n
     from .training import Trainer
 
 __all__ = ["EVENTS", "Callback", "Recorder", "MemoryMonitor", "LRSchedule", "MixedPrecision", "ProgressBar",
-           "GradientClipping", "GradientNorms", "EarlyStopping", "Checkpoint", "CheckpointError", "load_checkpoint"]
+           "GradientClipping", "EarlyStopping", "Checkpoint", "CheckpointError", "load_checkpoint"]
 
 # In the order a fit reaches them. Batch events come once per training batch; evaluation has none.
 EVENTS = ("before_fit", "before_epoch", "before_batch", "after_loss", "after_backward", "before_step",
@@ -213,42 +213,6 @@ class GradientClipping(Callback):
 
     def before_step(self, trainer: Trainer) -> None:
         nn.utils.clip_grad_norm_(trainer.model.parameters(), self.max_norm)
-
-
-def tracked_layers(model: nn.Module) -> dict[str, nn.Parameter]:
-    """Weights whose gradient norms GradientNorms follows: model.linears as layer0, layer1, ... else every Linear/Conv."""
-    if hasattr(model, "linears"):
-        return {f"layer{i}": layer.weight for i, layer in enumerate(model.linears)}
-    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    return {name: m.weight for name, m in model.named_modules() if isinstance(m, kinds)}
-
-
-class GradientNorms(Callback):
-    """Each layer's squared gradient norm, averaged over the epoch's steps, into ``history.grad_norms``.
-
-    Measured after backward() and before any clipping; summed on the device and read once per epoch.
-    """
-
-    def before_fit(self, trainer: Trainer) -> None:
-        self.layers = tracked_layers(trainer.model)
-
-    def before_epoch(self, trainer: Trainer) -> None:
-        self.sums, self.steps = torch.zeros(len(self.layers), device=trainer.device), 0
-
-    def after_backward(self, trainer: Trainer) -> None:
-        self.sums += torch.stack([_squared_norm(w) for w in self.layers.values()])
-        self.steps += 1
-
-    def after_train(self, trainer: Trainer) -> None:
-        for name, value in zip(self.layers, (self.sums / max(self.steps, 1)).tolist()):
-            trainer.history.grad_norms.setdefault(name, []).append(value)
-
-
-def _squared_norm(weight: nn.Parameter) -> torch.Tensor:
-    """Squared L2 norm of a weight's gradient (0 when it got none this step)."""
-    if weight.grad is None:
-        return torch.zeros((), device=weight.device)
-    return weight.grad.detach().float().pow(2).sum()
 
 
 def _resolve_mode(monitor: str, mode: str) -> str:

@@ -1,4 +1,9 @@
-"""The course's models: an MLP (with optional sin(α·x) input features), three CIFAR-10 CNNs, and ResNet18."""
+"""The course's models: MLPs (plain, residual, sin(α·x) or standardised inputs), three CIFAR-10 CNNs, and ResNet18.
+
+The transfer-learning surgery (freeze a pretrained ResNet18 and train a new head, or fine-tune it all) is an
+exercise of sheet 3 and lives in its notebook; here are the pieces it starts from: a pretrained ResNet18 with its
+pretraining head, and a fresh one for training from scratch.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +25,6 @@ ACTIVATIONS = {
     "elu": nn.ELU,
     "identity": nn.Identity,
 }
-RESNET_MODES = ("scratch", "linear_probe", "finetune")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # The sheet's frequencies: α = 0.1, 0.2, ..., 1.0 (rounded so 0.30000000000000004 never shows up in a table).
@@ -82,6 +86,73 @@ class MLP(nn.Module):
         for block in self.hidden:
             x = block(x)
         return self.out(x)
+
+
+class ScaledResidualMLP(nn.Module):
+    """A deep residual MLP trained without normalisation, as the literature does it (Fixup, Zhang et al. 2019).
+
+    A stem ``Linear(in, width)``, then ``depth - 1`` blocks ``h + s·W·act(h) + s·b``: each branch ends in a linear
+    layer whose weight and bias start at zero, scaled by a learnable scalar ``s`` that starts at 1. At
+    initialisation every block is the identity, so the activations keep their size through any depth and the
+    gradient reaches every layer through the skips; then a linear head. ``linears`` lists the stem, the blocks'
+    layers and the head (depth + 1 of them), like ``MLP.linears``. Feed it standardised inputs (``Standardize``).
+    """
+
+    def __init__(self, in_features: int, out_features: int, depth: int, width: int, activation: str = "relu"):
+        super().__init__()
+        if depth < 1 or width < 1 or in_features < 1 or out_features < 1:
+            raise ValueError(f"ScaledResidualMLP needs depth >= 1, width >= 1, in/out features >= 1; got depth={depth}, "
+                             f"width={width}, in_features={in_features}, out_features={out_features}.")
+        self.stem = nn.Linear(in_features, width)
+        self.blocks = nn.ModuleList(ScaledResidualBlock(width, activation) for _ in range(depth - 1))
+        self.out = nn.Linear(width, out_features)
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        """The nn.Linear layers from input to output (depth + 1 of them)."""
+        return [self.stem] + [block.linear for block in self.blocks] + [self.out]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x.flatten(1))
+        for block in self.blocks:
+            h = block(h)
+        return self.out(h)
+
+
+class ScaledResidualBlock(nn.Module):
+    """``h + scale · linear(act(h))`` with the linear layer at zero and the scale at 1: the identity at first."""
+
+    def __init__(self, width: int, activation: str = "relu"):
+        super().__init__()
+        self.act = _activation(activation)
+        self.linear = nn.Linear(width, width)
+        nn.init.zeros_(self.linear.weight)  # Fixup's rule: the branch's last layer starts at zero
+        nn.init.zeros_(self.linear.bias)
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.scale * self.linear(self.act(h))
+
+
+class Standardize(nn.Module):
+    """A fixed first layer: (x − mean) / std per input feature, with the training set's statistics."""
+
+    def __init__(self, mean: torch.Tensor | Sequence[float], std: torch.Tensor | Sequence[float]):
+        super().__init__()
+        mean, std = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+        if mean.shape != std.shape or mean.ndim != 1 or not (std > 0).all():
+            raise ValueError(f"Standardize needs 1-D mean and std of the same length, std > 0; got shapes "
+                             f"{tuple(mean.shape)} and {tuple(std.shape)}.")
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    @classmethod
+    def fit(cls, X: torch.Tensor) -> "Standardize":
+        """The layer that standardises with the mean and standard deviation of each column of X."""
+        return cls(X.float().mean(0), X.float().std(0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
 
 
 # --- Implicit representation: each input coordinate through sin(α·x) at several frequencies --------
@@ -259,8 +330,8 @@ def _imagenet_state_dict() -> dict[str, torch.Tensor]:
     prefix = re.search(r"-([a-f0-9]+)\.", path.name).group(1)
     fix = (f"Fix: on a machine with internet run `python -c \"import torchvision; "
            f"torchvision.models.resnet18(weights='IMAGENET1K_V1')\"` and copy the file to {path} "
-           f"(set TORCH_HOME to use another cache folder), or unset KIT_OFFLINE; or build the model with "
-           f"pretrained=False, or pass backbone_state= with weights you trained yourself.")
+           f"(set TORCH_HOME to use another cache folder), or unset KIT_OFFLINE; or train from scratch "
+           f"(scratch_resnet18), or pass pretrained_resnet18 a state_dict you trained yourself.")
     if not path.is_file() and config.offline():
         raise PretrainedUnavailable(f"ResNet18 ImageNet weights are not cached at {path} and downloads are off "
                                     f"(KIT_OFFLINE=1). {fix}")
@@ -278,76 +349,46 @@ def _imagenet_state_dict() -> dict[str, torch.Tensor]:
                                     f"{err}); expected at {path}. {fix}") from err
 
 
-def _load_backbone(backbone: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Copy a ResNet18 state dict into ``backbone``, ignoring any classification head it carries."""
-    # Accept torchvision's own keys, and this module's (backbone.* / head.*) so kit-trained models plug in.
-    state = {k.removeprefix("backbone."): v for k, v in state.items() if not k.startswith(("fc.", "head."))}
-    hint = "pass model.state_dict() of a ResNet18 from torchvision or from helpers.models.resnet18"
+def _state_fits(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load ``state`` into ``model`` (strictly), or raise ValueError saying what does not fit."""
+    hint = "pass the state_dict() of a torchvision ResNet18"
     try:
-        missing, unexpected = backbone.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # right keys, wrong shapes
-        raise ValueError(f"backbone_state does not fit ResNet18 ({hint}): {err}") from err
-    if missing or unexpected:
-        raise ValueError(f"backbone_state does not fit ResNet18 ({hint}): missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}.")
+        model.load_state_dict(state)
+    except RuntimeError as err:  # keys missing or unexpected, or the right keys with wrong shapes
+        raise ValueError(f"state_dict does not fit ResNet18 ({hint}): {str(err)[:300]}") from err
 
 
-class ResNet18Classifier(nn.Module):
-    """torchvision's ResNet18 body (512 features) plus a linear head; ``transfer_mode`` says what trains."""
+def pretrained_resnet18(state_dict: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """torchvision's ResNet18 with pretrained weights: ImageNet's, or ``state_dict`` (a whole ResNet18's, head included).
 
-    def __init__(self, backbone: nn.Module, num_outputs: int, transfer_mode: str):
-        super().__init__()
-        self.transfer_mode = transfer_mode
-        self.backbone = backbone
-        self.head = nn.Linear(512, num_outputs)
-        if transfer_mode == "linear_probe":
-            self.backbone.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "ResNet18Classifier":
-        """Set train/eval mode; a linear probe's backbone always stays in eval mode."""
-        super().train(mode)
-        if self.transfer_mode == "linear_probe":
-            # Frozen means frozen: without this, model.train() would let BatchNorm update its running
-            # statistics from our data, changing the "fixed" features even though no weight gets a gradient.
-            self.backbone.eval()
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
-
-
-def resnet18(mode: str = "scratch", num_outputs: int = 1, pretrained: str | bool = "auto",
-             backbone_state: dict | None = None, image_size: int | None = None) -> nn.Module:
-    """ResNet18 with a new head of ``num_outputs`` logits, trained from scratch, as a linear probe or fine-tuned.
-
-    pretrained="auto" means ImageNet weights for linear_probe/finetune and random weights for scratch;
-    ``backbone_state`` (a ResNet18 state dict) replaces ImageNet as the source of pretrained weights.
-    Use num_outputs=1 with loss="bce" for a binary task, k logits with cross-entropy otherwise.
-    linear_probe freezes the backbone twice: requires_grad=False on its weights, and the returned model's
-    train() keeps the backbone in eval mode, so BatchNorm running statistics stay as pretrained.
-    With ``image_size``, the model is ``nn.Sequential(ResNetInput(image_size), classifier)``: it takes images
-    in [0, 1] of any size and 1 or 3 channels.
+    The pretraining head ``fc`` stays (1000 ImageNet classes, or as many as ``state_dict`` was trained on): replacing
+    it, and deciding what trains, is the transfer learning (sheet 3, part 7). ImageNet weights raise
+    PretrainedUnavailable, saying how to fix it, when they cannot be loaded here.
     """
     from torchvision.models import resnet18 as tv_resnet18
 
-    if mode not in RESNET_MODES:
-        raise ValueError(f"Unknown ResNet18 mode {mode!r}; choose one of {', '.join(RESNET_MODES)}.")
-    if pretrained not in ("auto", True, False):
-        raise ValueError(f"pretrained must be 'auto', True or False; got {pretrained!r}.")
+    if state_dict is None:
+        state_dict = _imagenet_state_dict()
+    if "fc.weight" not in state_dict:
+        raise ValueError("state_dict does not fit ResNet18 (pass the state_dict() of a torchvision ResNet18): "
+                         "it has no head fc.weight.")
+    model = tv_resnet18(weights=None, num_classes=int(state_dict["fc.weight"].shape[0]))
+    _state_fits(model, state_dict)
+    return model
+
+
+def scratch_resnet18(num_outputs: int = 1) -> nn.Module:
+    """torchvision's ResNet18 with random weights and a head of ``num_outputs`` logits (1 for a binary task with BCE)."""
+    from torchvision.models import resnet18 as tv_resnet18
+
     if num_outputs < 1:
         raise ValueError(f"num_outputs must be >= 1 (1 for binary with BCE); got {num_outputs}.")
-    first = ResNetInput(image_size) if image_size is not None else None  # checks image_size before any download
-    use_pretrained = (mode != "scratch") if pretrained == "auto" else pretrained
-    if mode == "scratch" and (use_pretrained or backbone_state is not None):
-        raise ValueError("mode='scratch' trains from random weights; use mode='finetune' to start from pretrained ones.")
-    backbone = tv_resnet18(weights=None)
-    backbone.fc = nn.Identity()  # the ImageNet 1000-class head is replaced by ours
-    if backbone_state is not None:
-        _load_backbone(backbone, backbone_state)
-    elif use_pretrained:
-        _load_backbone(backbone, _imagenet_state_dict())
-    classifier = ResNet18Classifier(backbone, num_outputs, mode)
-    return classifier if first is None else nn.Sequential(first, classifier)
+    return tv_resnet18(weights=None, num_classes=num_outputs)
+
+
+def with_input(model: nn.Module, image_size: int) -> nn.Sequential:
+    """``nn.Sequential(ResNetInput(image_size), model)``: the model then takes images in [0, 1] of any size."""
+    return nn.Sequential(ResNetInput(image_size), model)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

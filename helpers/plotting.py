@@ -216,7 +216,8 @@ def plot_grad_norms(histories: History | dict[str, History], layers: Sequence[st
     """
     histories = {"": histories} if isinstance(histories, History) else dict(histories)
     if not any(h.grad_norms for h in histories.values()):
-        raise ValueError("No gradient norms recorded; train with fit(..., callbacks=[GradientNorms()]) (helpers.callbacks).")
+        raise ValueError("No gradient norms recorded: history.grad_norms is empty. Train with a callback that writes "
+                         "it after backward() (sheet 3, 6.2.4).")
     ncols = max(1, min(ncols, len(histories)))
     nrows = math.ceil(len(histories) / ncols)
     # 3.2 in per panel: two panels side by side fit the text width (style.MAX_WIDTH_IN).
@@ -234,7 +235,7 @@ def plot_grad_norms(histories: History | dict[str, History], layers: Sequence[st
             drawn |= bool(np.isfinite(values).any())
             if len(values) != len(history.epoch):
                 raise ValueError(f"{name or 'The History'} has {len(values)} gradient norms for {layer} but "
-                                 f"{len(history.epoch)} epochs; GradientNorms() records one per epoch.")
+                                 f"{len(history.epoch)} epochs; record one value per epoch.")
             ax.plot(history.epoch_numbers(), values, color=color, marker="o", ms=2, label=layer)
         if not drawn:
             ax.text(0.5, 0.5, "every gradient is exactly 0", transform=ax.transAxes, ha="center", va="center",

@@ -92,6 +92,12 @@ SETTINGS.update({
         "quick": {"depth": 6, "width": 16, "lr": 1e-3, "epochs": 10, "batch_size": 256, "eval_batch_size": 1024},
         "full": {"depth": 6, "width": 16, "lr": 1e-3, "epochs": 50, "batch_size": 256, "eval_batch_size": 1024},
     },
+    # 6.1.1: your network trained by your loop, and the same network by the kit's fit(), from the same start.
+    "mlp.loop": {
+        "smoke": {"epochs": 2, "train_limit": 512},
+        "quick": {"epochs": 2, "train_limit": 20_000},
+        "full": {"epochs": 2, "train_limit": None},
+    },
     # 6.1.2 Q1: the course's four learning rates plus 0.2 and 5e-4, which the reference added to diagnose.
     "mlp.lr": {
         "smoke": {"lrs": [1.0, 0.01, 1e-3, 1e-5], "epochs": 2},
@@ -101,8 +107,14 @@ SETTINGS.update({
     # 6.1.2 Q2 and Q3 (batch norm is compared in Q2's setting).
     "mlp.epochs": {
         "smoke": {"epochs": 3, "report_at": [1, 2, 3]},
-        "quick": {"epochs": 20, "report_at": [1, 5, 10, 20]},
+        "quick": {"epochs": 50, "report_at": [1, 5, 10, 20, 50]},
         "full": {"epochs": 100, "report_at": [1, 5, 10, 20, 50, 100]},
+    },
+    # 6.1.2 Q2: the plain skeleton from `repeats` seeds (0, 1, ...): when does each draw leave the 40 % plateau?
+    "mlp.plateau": {
+        "smoke": {"repeats": 2, "epochs": 2},
+        "quick": {"repeats": 4, "epochs": 15},
+        "full": {"repeats": 4, "epochs": 15},
     },
     # 6.1.2 Q4: one epoch count per batch size, in the same order.
     "mlp.batch_size": {
@@ -117,11 +129,12 @@ SETTINGS.update({
         "quick": {"shapes": _SHAPES, "epochs": 5, "batch_size": 128, "lr": 1e-3, "batch_norm": True},
         "full": {"shapes": _SHAPES, "epochs": 50, "batch_size": 128, "lr": 1e-3, "batch_norm": True},
     },
-    # 6.2.4: 100 hidden layers of 4 units at the skeleton's defaults (batch 256, lr 1e-3, no batch norm).
+    # 6.2.4: 100 hidden layers of 4 units at the skeleton's defaults (batch 256, lr 1e-3), four networks on
+    # standardised inputs; `draws`: how many weight draws of the plain network are measured at initialisation.
     "mlp.grad_norms": {
-        "smoke": {"depth": 100, "width": 4, "epochs": 1, "train_limit": 512, "layers": _GRAD_LAYERS},
-        "quick": {"depth": 100, "width": 4, "epochs": 3, "train_limit": 20_000, "layers": _GRAD_LAYERS},
-        "full": {"depth": 100, "width": 4, "epochs": 10, "train_limit": None, "layers": _GRAD_LAYERS},
+        "smoke": {"depth": 100, "width": 4, "epochs": 1, "train_limit": 512, "layers": _GRAD_LAYERS, "draws": 10},
+        "quick": {"depth": 100, "width": 4, "epochs": 3, "train_limit": None, "layers": _GRAD_LAYERS, "draws": 100},
+        "full": {"depth": 100, "width": 4, "epochs": 10, "train_limit": None, "layers": _GRAD_LAYERS, "draws": 100},
     },
     # Bonus: sin(αx) features, trained like 6.2's depth-6 width-16 network.
     "mlp.implicit": {

@@ -3,10 +3,11 @@
 ``Trainer.fit`` is the training loop, to read top to bottom: epochs, then batches (forward, loss, backward,
 step), then evaluation. At each step of it the Trainer emits an event (``helpers.callbacks.EVENTS``), and
 everything beyond the loop is a callback told about those events: recording the History, measuring memory,
-the learning-rate schedule, mixed precision's loss scaling, the progress bar; gradient clipping, gradient
-norms, early stopping, checkpoints and the GPU lab's timer when asked for. Metrics are functions passed in
-(``metrics={"acc": accuracy}``, ``helpers.metrics``). The rest of this module builds the pieces the loop uses
-(optimizer, scheduler, loss) and scores a model (``evaluate``, ``predict``).
+the learning-rate schedule, mixed precision's loss scaling, the progress bar; gradient clipping, early
+stopping, checkpoints and the GPU lab's timer when asked for (sheet 3's exercise 6.2.4 writes one that records
+gradient norms). Metrics are functions passed in (``metrics={"acc": accuracy}``, ``helpers.metrics``). The rest
+of this module builds the pieces the loop uses (optimizer, scheduler, loss) and scores a model (``evaluate``,
+``predict``).
 """
 from __future__ import annotations
 
@@ -261,7 +262,9 @@ def fit(model: nn.Module, train_loader: Loader, epochs: int, *, val_loader: Load
 
 
 # Settings that became callbacks: a clear message instead of "unexpected keyword argument".
-_NOW_CALLBACKS = {"clip_grad": "callbacks=[GradientClipping(max_norm)]", "track_grad_norms": "callbacks=[GradientNorms()]"}
+_NOW_CALLBACKS = {"clip_grad": "callbacks=[GradientClipping(max_norm)]",
+                  "track_grad_norms": "callbacks=[a callback whose after_backward reads the gradients, e.g. sheet 3's "
+                                      "for 6.2.4]"}
 
 
 def _check_settings(settings: dict) -> None:

@@ -5,6 +5,10 @@ The course's real-versus-fake faces set is used when it lies in a data root (Ima
 is built from FashionMNIST (T-shirt/top versus Shirt). Without ImageNet weights the "pretrained"
 backbone is a ResNet18 the kit trains itself on the *other* eight FashionMNIST classes, so the linear
 probe and the fine-tune still start from features learned on different data.
+
+The kit runs the baselines that need no model surgery (XGBoost, ResNet18 from scratch, scikit-learn's
+probe on frozen features); the linear probe and the fine-tune are the student's surgery on
+``pretrained_model(backbone)`` (sheet 3, part 7), trained here by ``train_resnet``.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from . import config, store
 from .data import FASHION_CLASSES, Split, load_fashion_mnist
 from .device import get_device
-from .models import PretrainedUnavailable, imagenet_weights_path, resnet18
+from .models import PretrainedUnavailable, imagenet_weights_path, pretrained_resnet18, scratch_resnet18, with_input
 from .history import History
 from .training import Loader, fit, predict
 
@@ -30,7 +34,10 @@ FACES_DIRS: tuple[str, ...] = ("real-vs-fake", "real_vs_fake", "faces")
 FACES_CLASSES: list[str] = ["fake", "real"]  # ImageFolder sorts class folders: fake = 0, real = 1
 TORCH_BASELINES: tuple[str, ...] = ("scratch", "linear_probe", "finetune")
 BASELINES: tuple[str, ...] = ("xgboost", *TORCH_BASELINES, "logreg")
+KIT_BASELINES: tuple[str, ...] = ("xgboost", "scratch", "logreg")  # no surgery: run_baseline runs them
+SURGERY_BASELINES: tuple[str, ...] = ("linear_probe", "finetune")  # the student's surgery, then train_resnet
 XGBOOST_RESIZE, XGBOOST_CROP = 224, 64  # the course's XGBoost input: Resize(224), CenterCrop(64), then the pixels
+LOGREG_MAX_ITER = 2000  # lbfgs iterations of the scikit-learn probe (its default, 100, stops before convergence)
 
 
 # --- the binary task ---------------------------------------------------------------------
@@ -178,19 +185,16 @@ class Backbone:
     """Where the pretrained ResNet18 weights come from: ImageNet (torchvision) or the kit's own pretraining."""
 
     source: str                                    # "imagenet" or "kit"
-    state_dict: dict[str, torch.Tensor] | None     # None for ImageNet (models.resnet18 loads it)
+    state_dict: dict[str, torch.Tensor] | None     # a whole torchvision ResNet18's (head included); None for ImageNet
     description: str
     val_acc: float | None = None                   # accuracy on its own pretraining task (kit only)
 
 
-def _resnet(mode: str, backbone: Backbone | None, image_size: int) -> nn.Sequential:
-    """models.resnet18 in ``mode`` with one logit, its pretrained weights taken from ``backbone``."""
-    if mode == "scratch":
-        return resnet18("scratch", 1, pretrained=False, image_size=image_size)
+def pretrained_model(backbone: Backbone) -> nn.Module:
+    """A fresh torchvision ResNet18 with the backbone's pretrained weights and its pretraining head ``fc``."""
     if backbone is None:
-        raise ValueError(f"mode={mode!r} needs a pretrained Backbone; get one with pretrained_backbone().")
-    return resnet18(mode, 1, pretrained=backbone.source == "imagenet", backbone_state=backbone.state_dict,
-                    image_size=image_size)
+        raise ValueError("a pretrained model needs a Backbone; get one with pretrained_backbone().")
+    return pretrained_resnet18(backbone.state_dict)
 
 
 def _pretraining_splits(root, exclude: tuple[str, ...], train_limit: int | None, val_limit: int | None, seed: int):
@@ -212,7 +216,7 @@ def kit_backbone(image_size: int, *, root: str | Path | None = None, exclude: tu
                  train_limit: int | None = None, val_limit: int | None = None, epochs: int = 1, lr: float = 1e-3,
                  batch_size: int = 64, seed: int = 0, force: bool = False, quiet: bool = True) -> Backbone:
     """A ResNet18 pretrained by the kit on the FashionMNIST classes not in ``exclude``, cached on disk."""
-    params = {"image_size": image_size, "exclude": sorted(exclude), "train_limit": train_limit,
+    params = {"format": "torchvision", "image_size": image_size, "exclude": sorted(exclude), "train_limit": train_limit,
               "val_limit": val_limit, "epochs": epochs,
               "lr": lr, "batch_size": batch_size, "seed": seed, "root": str(root) if root else None,
               "profile": config.get_profile()}
@@ -223,7 +227,7 @@ def kit_backbone(image_size: int, *, root: str | Path | None = None, exclude: tu
 
     train, val, classes = _pretraining_splits(root, exclude, train_limit, val_limit, seed)
     config.seed_everything(seed)
-    model = resnet18("scratch", len(classes), pretrained=False, image_size=image_size)
+    model = with_input(scratch_resnet18(len(classes)), image_size)
     history = fit(model, train.loader(batch_size, shuffle=True, seed=seed), epochs, optimizer="adam", lr=lr,
                   val_loader=val.loader(512), quiet=quiet, desc="kit backbone")
     val_acc = history.final("val_acc")
@@ -252,7 +256,7 @@ def pretrained_backbone(image_size: int, prefer: str = "auto", **kit_kwargs) -> 
     known_absent = not imagenet_weights_path().is_file() and (config.offline() or _imagenet_failed_marker().is_file())
     if prefer == "imagenet" or (prefer == "auto" and not known_absent):
         try:
-            resnet18("finetune", 1, pretrained=True)  # loads (and caches) the weights or says why it cannot
+            pretrained_resnet18()  # loads (and caches) the weights or says why it cannot
             return Backbone("imagenet", None, "torchvision's ResNet18 ImageNet weights (IMAGENET1K_V1)")
         except PretrainedUnavailable:
             if prefer == "imagenet":
@@ -314,8 +318,9 @@ def extract_features(backbone: Backbone, task: BinaryTask, split: str, image_siz
                      device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The frozen backbone's 512 features of every image of one split, and the labels."""
     device = get_device(device)
-    model = _resnet("linear_probe", backbone, image_size).to(device).eval()
-    body = nn.Sequential(model[0], model[1].backbone)  # everything but the head
+    resnet = pretrained_model(backbone)
+    resnet.fc = nn.Identity()  # the 512 features the pretraining head would have classified
+    body = with_input(resnet, image_size).to(device).eval()
     feats, labels = [], []
     for xb, yb in task.loader(split, batch_size):
         feats.append(body(xb.to(device)).cpu())
@@ -333,7 +338,7 @@ def logreg_baseline(task: BinaryTask, backbone: Backbone, image_size: int, seed:
     start = time.perf_counter()
     data = {s: extract_features(backbone, task, s, image_size, device=device) for s in ("train", "val", "test")}
     # Standardised features let lbfgs converge in a few hundred iterations; the classifier itself is default.
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=LOGREG_MAX_ITER, random_state=seed))
     clf.fit(*data["train"])
     seconds = time.perf_counter() - start
     probs = {s: clf.predict_proba(x)[:, 1] for s, (x, _) in data.items()}
@@ -343,18 +348,22 @@ def logreg_baseline(task: BinaryTask, backbone: Backbone, image_size: int, seed:
     return h
 
 
-def train_resnet(task: BinaryTask, mode: str, lr: float, *, backbone: Backbone | None, image_size: int,
-                 epochs: int = 1, batch_size: int = 32, eval_batch_size: int = 256, seed: int = 0,
+def train_resnet(task: BinaryTask, model: nn.Module, lr: float, *, image_size: int, epochs: int = 1,
+                 batch_size: int = 32, eval_batch_size: int = 256, seed: int = 0, name: str = "resnet",
                  device: str | torch.device | None = None, quiet: bool = True) -> History:
-    """Train ResNet18 (scratch, linear_probe or finetune) with BCEWithLogitsLoss and Adam; test probs in extras."""
+    """Train a ResNet18 with one logit (``model``, e.g. a linear probe) with BCEWithLogitsLoss and Adam.
+
+    The model sees the task's images through ``ResNetInput(image_size)``; only its parameters with
+    ``requires_grad`` train. The test probabilities go into ``history.extras``.
+    """
     config.seed_everything(seed)
-    model = _resnet(mode, backbone, image_size)
+    model = with_input(model, image_size)
     history = fit(model, task.loader("train", batch_size, shuffle=True, seed=seed), epochs, optimizer="adam", lr=lr,
                   loss="bce", val_loader=task.loader("val", eval_batch_size),
                   test_loader=task.loader("test", eval_batch_size), device=device, quiet=quiet,
-                  desc=f"{mode} lr={lr:g}")
+                  desc=f"{name} lr={lr:g}")
     _, probs, _ = predict(model, task.loader("test", eval_batch_size), device=device)
-    history.config["model"] = mode
+    history.config["model"] = name
     history.extras["test_probs"] = probs.flatten().numpy().round(5).tolist()
     return history
 
@@ -362,8 +371,15 @@ def train_resnet(task: BinaryTask, mode: str, lr: float, *, backbone: Backbone |
 def run_baseline(task: BinaryTask, baseline: str, lr: float | None = None, *, backbone: Backbone | None = None,
                  image_size: int = 224, epochs: int = 1, batch_size: int = 32, seed: int = 0,
                  device: str | torch.device | None = None, quiet: bool = True) -> History:
-    """One run of one baseline (xgboost, scratch, linear_probe, finetune, logreg) as a History."""
-    if baseline not in BASELINES:
+    """One run of one of the kit's baselines (xgboost, scratch, logreg) as a History.
+
+    The linear probe and the fine-tune start with the student's surgery on ``pretrained_model(backbone)``;
+    ``train_resnet`` trains what it returns.
+    """
+    if baseline in SURGERY_BASELINES:
+        raise ValueError(f"baseline {baseline!r} starts with model surgery (sheet 3, part 7): build it from "
+                         "pretrained_model(backbone), then call train_resnet(task, model, lr, ...).")
+    if baseline not in KIT_BASELINES:
         raise ValueError(f"Unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}.")
     if baseline == "xgboost":
         return xgboost_baseline(task, seed=seed)
@@ -373,8 +389,9 @@ def run_baseline(task: BinaryTask, baseline: str, lr: float | None = None, *, ba
         return logreg_baseline(task, backbone, image_size, seed=seed, device=device)
     if lr is None:
         raise ValueError(f"baseline {baseline!r} trains with Adam and needs a learning rate lr.")
-    return train_resnet(task, baseline, lr, backbone=backbone, image_size=image_size, epochs=epochs,
-                        batch_size=batch_size, seed=seed, device=device, quiet=quiet)
+    config.seed_everything(seed)
+    return train_resnet(task, scratch_resnet18(1), lr, image_size=image_size, epochs=epochs, batch_size=batch_size,
+                        seed=seed, name="scratch", device=device, quiet=quiet)
 
 
 # --- results -------------------------------------------------------------------------------

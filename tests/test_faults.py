@@ -641,7 +641,7 @@ def test_hostile_imagenet_weights_file_is_never_unpickled(tmp_path, monkeypatch)
     path.parent.mkdir(parents=True)
     path.write_bytes(pickle.dumps({"conv1.weight": _Payload(str(evidence))}))
     with pytest.raises(models.PretrainedUnavailable, match="sha256 starts with"):
-        models.resnet18("finetune", num_outputs=1)
+        models.pretrained_resnet18()
     assert not evidence.exists()
 
 
@@ -660,7 +660,7 @@ def test_imagenet_weights_with_the_right_hash_are_still_read_weights_only(tmp_pa
     crafted.write_bytes(payload)
     monkeypatch.setattr(models, "imagenet_weights_path", lambda: crafted)
     with pytest.raises(models.PretrainedUnavailable):
-        models.resnet18("finetune", num_outputs=1)
+        models.pretrained_resnet18()
     assert not evidence.exists()
     # A genuine state dict under a name carrying its own hash prefix loads.
     from torchvision.models import resnet18 as tv_resnet18
@@ -670,4 +670,4 @@ def test_imagenet_weights_with_the_right_hash_are_still_read_weights_only(tmp_pa
     named = tmp_path / f"resnet18-{hashlib.sha256(genuine.read_bytes()).hexdigest()[:8]}.pth"
     genuine.rename(named)
     monkeypatch.setattr(models, "imagenet_weights_path", lambda: named)
-    assert models.resnet18("finetune", num_outputs=1).head.out_features == 1
+    assert models.pretrained_resnet18().fc.out_features == 1000

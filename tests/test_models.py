@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from helpers import models
-from helpers.models import MLP, LargeNet, MediumNet, PretrainedUnavailable, SmallNet, count_parameters, resnet18
+from helpers.models import (MLP, LargeNet, MediumNet, PretrainedUnavailable, ScaledResidualMLP, SmallNet, Standardize,
+                            count_parameters, pretrained_resnet18, scratch_resnet18)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -109,42 +110,23 @@ def test_count_parameters():
 
 
 # --- ResNet18 ------------------------------------------------------------------------
-def trainable_names(model: nn.Module) -> set[str]:
-    return {name for name, p in model.named_parameters() if p.requires_grad}
-
-
-def test_resnet18_scratch_and_finetune_train_everything():
-    for mode in ("scratch", "finetune"):
-        model = resnet18(mode, num_outputs=3, pretrained=False)
-        assert trainable_names(model) == {name for name, _ in model.named_parameters()}
+def test_scratch_resnet18_has_a_fresh_head_and_trains_everything():
+    model = scratch_resnet18(3)
+    assert all(p.requires_grad for p in model.parameters()) and model.fc.out_features == 3
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+    with pytest.raises(ValueError, match="num_outputs"):
+        scratch_resnet18(0)
 
 
-def test_resnet18_linear_probe_trains_only_the_head_and_freezes_batch_norm():
-    model = resnet18("linear_probe", num_outputs=1, pretrained=False)
-    assert trainable_names(model) == {"head.weight", "head.bias"}
-    model.train()
-    assert model.training and model.head.training and not model.backbone.training
-    before = model.backbone.bn1.running_mean.clone()
-    model(torch.randn(4, 3, 32, 32) + 3.0)
-    torch.testing.assert_close(model.backbone.bn1.running_mean, before)  # statistics stay put
-
-
-def test_resnet18_takes_a_backbone_the_kit_trained():
-    donor = resnet18("scratch", num_outputs=5)
-    model = resnet18("linear_probe", num_outputs=1, backbone_state=donor.state_dict())
-    torch.testing.assert_close(model.backbone.conv1.weight, donor.backbone.conv1.weight)
-    with pytest.raises(ValueError, match="backbone_state"):
-        resnet18("finetune", backbone_state={"conv1.weight": torch.zeros(1)})  # wrong shape
-    with pytest.raises(ValueError, match="backbone_state"):
-        resnet18("finetune", backbone_state={"conv1.weight": donor.backbone.conv1.weight})  # keys missing
-
-
-def test_resnet18_rejects_bad_settings():
-    with pytest.raises(ValueError, match="mode"):
-        resnet18("probe")
-    with pytest.raises(ValueError, match="scratch"):
-        resnet18("scratch", pretrained=True)
+def test_pretrained_resnet18_takes_a_state_dict_the_kit_trained():
+    donor = scratch_resnet18(5)
+    model = pretrained_resnet18(donor.state_dict())
+    torch.testing.assert_close(model.conv1.weight, donor.conv1.weight)
+    assert model.fc.out_features == 5, "the pretraining head stays: replacing it is the transfer learning"
+    with pytest.raises(ValueError, match="state_dict"):
+        pretrained_resnet18({"conv1.weight": torch.zeros(1), "fc.weight": torch.zeros(5, 512)})  # wrong shape
+    with pytest.raises(ValueError, match="state_dict"):
+        pretrained_resnet18({"conv1.weight": donor.conv1.weight})  # keys missing
 
 
 def test_pretrained_unavailable_offline_without_cached_weights(tmp_path, monkeypatch):
@@ -152,9 +134,9 @@ def test_pretrained_unavailable_offline_without_cached_weights(tmp_path, monkeyp
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path))  # an empty torch hub cache
     assert not models.imagenet_weights_available()
     with pytest.raises(PretrainedUnavailable) as err:
-        resnet18("finetune", num_outputs=1)
+        pretrained_resnet18()
     message = str(err.value)
-    assert str(tmp_path) in message and "KIT_OFFLINE" in message and "pretrained=False" in message
+    assert str(tmp_path) in message and "KIT_OFFLINE" in message and "scratch_resnet18" in message
     # Once the file is in the cache, the weights count as available.
     path = models.imagenet_weights_path()
     path.parent.mkdir(parents=True)
@@ -201,8 +183,39 @@ def test_resnet_input_replicates_resizes_and_normalises():
         models.ResNetInput(8)
 
 
-def test_resnet18_with_image_size_takes_small_grey_images():
-    model = models.resnet18("scratch", 1, pretrained=False, image_size=16)
+def test_resnet18_with_input_takes_small_grey_images():
+    model = models.with_input(scratch_resnet18(1), 16)
     assert isinstance(model[0], models.ResNetInput) and model(torch.rand(2, 1, 28, 28)).shape == (2, 1)
     with pytest.raises(ValueError, match="at least 16"):
-        models.resnet18("scratch", 1, pretrained=False, image_size=8)
+        models.with_input(scratch_resnet18(1), 8)
+
+
+# --- the deep residual MLP of sheet 3's 6.2.4 -------------------------------------------------
+def test_scaled_residual_mlp_starts_as_the_identity_through_any_depth():
+    torch.manual_seed(0)
+    model = ScaledResidualMLP(2, 3, depth=100, width=4)
+    assert len(model.linears) == 101 and len(model.blocks) == 99
+    x = torch.randn(64, 2)
+    stream = model.stem(x)
+    for block in model.blocks:
+        stream = block(stream)
+    torch.testing.assert_close(stream, model.stem(x))  # every block adds exactly zero at first
+    torch.testing.assert_close(model(x), model.out(model.stem(x)))
+    nn.functional.cross_entropy(model(x), torch.randint(0, 3, (64,))).backward()
+    grads = [layer.weight.grad.pow(2).sum().item() for layer in model.linears]
+    assert all(g > 0 for g in grads), "the skips carry the gradient to every layer"
+    assert max(grads[1:-1]) / min(grads[1:-1]) < 1.001, "at first every block sees the same stream and signal"
+    with pytest.raises(ValueError, match="depth"):
+        ScaledResidualMLP(2, 3, depth=0, width=4)
+
+
+def test_standardize_uses_the_columns_statistics():
+    X = torch.tensor([[1.0, 10.0], [3.0, 30.0], [5.0, 50.0]])
+    layer = Standardize.fit(X)
+    out = layer(X)
+    torch.testing.assert_close(out.mean(0), torch.zeros(2))
+    torch.testing.assert_close(out.std(0), torch.ones(2))
+    assert out[2, 0].item() == pytest.approx(1.0)  # (5 − 3) / 2
+    assert not list(layer.parameters()), "fixed statistics: buffers, not parameters"
+    with pytest.raises(ValueError, match="std > 0"):
+        Standardize([0.0], [0.0])

@@ -186,7 +186,7 @@ def test_grad_norms_side_by_side_share_y(check):
     assert plain.get_yscale() == "log" and residual.get_shared_y_axes().joined(plain, residual)
     assert len(plain.lines) == 3 and len(residual.lines) == 5
     check(plotting.plot_grad_norms(make_history(), layers=["layer0"]))
-    with pytest.raises(ValueError, match="GradientNorms"):
+    with pytest.raises(ValueError, match="No gradient norms recorded"):
         plotting.plot_grad_norms(History())
 
 

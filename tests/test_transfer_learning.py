@@ -109,14 +109,12 @@ def test_kit_backbone_pretrains_caches_and_transfers(smoke, monkeypatch):
     again = transfer_learning.kit_backbone(SIZE, train_limit=32, batch_size=32)
     for k, v in backbone.state_dict.items():
         torch.testing.assert_close(again.state_dict[k], v)
-    # fine-tune and linear probe start from these weights; a probe trains only its head
-    probe = transfer_learning._resnet("linear_probe", backbone, SIZE)
-    torch.testing.assert_close(probe[1].backbone.conv1.weight, backbone.state_dict["backbone.conv1.weight"])
-    assert {n for n, p in probe.named_parameters() if p.requires_grad} == {"1.head.weight", "1.head.bias"}
-    scratch = transfer_learning._resnet("scratch", None, SIZE)
-    assert not torch.equal(scratch[1].backbone.conv1.weight, backbone.state_dict["backbone.conv1.weight"])
-    with pytest.raises(ValueError, match="needs a pretrained Backbone"):
-        transfer_learning._resnet("finetune", None, SIZE)
+    # the surgery of sheet 3's part 7 starts from these weights, with the 8-class pretraining head
+    pretrained = transfer_learning.pretrained_model(backbone)
+    torch.testing.assert_close(pretrained.conv1.weight, backbone.state_dict["conv1.weight"])
+    assert pretrained.fc.out_features == 8
+    with pytest.raises(ValueError, match="needs a Backbone"):
+        transfer_learning.pretrained_model(None)
 
 
 def test_pretrained_backbone_falls_back_to_kit_offline(smoke, monkeypatch, tmp_path):
@@ -130,11 +128,22 @@ def test_pretrained_backbone_falls_back_to_kit_offline(smoke, monkeypatch, tmp_p
 
 
 # --- baselines and results -------------------------------------------------------------------------
+def _probe(resnet):
+    """A linear probe as sheet 3's part 7 builds it (the exercise's reference, in a few lines)."""
+    resnet.requires_grad_(False)
+    resnet.fc = torch.nn.Linear(resnet.fc.in_features, 1)
+    return resnet
+
+
 def test_every_baseline_returns_metrics_and_test_probabilities(tiny_task, tiny_backbone):
     backbone = tiny_backbone
     n_test = len(tiny_task.test)
     for name in transfer_learning.BASELINES:
-        h = transfer_learning.run_baseline(tiny_task, name, lr=1e-3, backbone=backbone, image_size=SIZE)
+        if name in transfer_learning.SURGERY_BASELINES:
+            h = transfer_learning.train_resnet(tiny_task, _probe(transfer_learning.pretrained_model(backbone)), 1e-3,
+                                               image_size=SIZE, name=name)
+        else:
+            h = transfer_learning.run_baseline(tiny_task, name, lr=1e-3, backbone=backbone, image_size=SIZE)
         assert isinstance(h, History) and len(h.epoch) == 1, name
         for key in ("val_acc", "test_acc"):
             assert 0.0 <= h.final(key) <= 1.0, (name, key)
@@ -146,6 +155,18 @@ def test_every_baseline_returns_metrics_and_test_probabilities(tiny_task, tiny_b
         assert np.mean((probs > 0.5) == tiny_task.test.y.numpy()) == pytest.approx(h.final("test_acc")), name
     with pytest.raises(ValueError, match="Unknown baseline"):
         transfer_learning.run_baseline(tiny_task, "svm")
+    with pytest.raises(ValueError, match="model surgery"):
+        transfer_learning.run_baseline(tiny_task, "finetune", lr=1e-3, backbone=backbone)
+
+
+def test_train_resnet_trains_only_what_requires_grad(tiny_task, tiny_backbone):
+    model = _probe(transfer_learning.pretrained_model(tiny_backbone))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    h = transfer_learning.train_resnet(tiny_task, model, 1e-2, image_size=SIZE, name="probe")
+    assert h.config["model"] == "probe"
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k]) and "running" not in k
+               and "num_batches" not in k}
+    assert changed == {"fc.weight", "fc.bias"}
 
 
 def test_xgboost_baseline_learns_the_standin(smoke):
@@ -215,7 +236,7 @@ def test_no_download_is_tried_once_the_weights_are_known_absent(smoke, monkeypat
         tries.append(kwargs)
         raise PretrainedUnavailable("no network")
 
-    monkeypatch.setattr(transfer_learning, "resnet18", fake_resnet18)
+    monkeypatch.setattr(transfer_learning, "pretrained_resnet18", fake_resnet18)
     monkeypatch.setattr(transfer_learning, "kit_backbone", lambda size, **kw: transfer_learning.Backbone("kit", {}, "kit"))
     monkeypatch.setenv("KIT_OFFLINE", "1")
     assert transfer_learning.pretrained_backbone(SIZE).source == "kit" and tries == [], "offline: not even one try"

@@ -168,9 +168,18 @@ def worker_environment() -> dict[str, str]:
     return {THREADS_ENV: one, "OMP_NUM_THREADS": one, "MKL_NUM_THREADS": one, "OPENBLAS_NUM_THREADS": one}
 
 
-# Follow the cores this process may really use from the start (torch counts every core of the host, even in a
-# container limited to fewer, and a second training process on those cores then slows both many times over).
-use_cpu_threads()
+def _follow_usable_cores() -> None:
+    """On import: ``KIT_THREADS`` when set; else at most the cores this process may use (a lower count set earlier stays).
+
+    torch counts every core of the host, even in a container limited to fewer; a thread waiting for a core
+    that another job holds stalls every parallel step (a sheet beside another training process ran ninefold
+    slower), so torch must not count on more cores than it may have.
+    """
+    if os.environ.get(THREADS_ENV, "").strip() or torch.get_num_threads() > cpu_threads():
+        use_cpu_threads()
+
+
+_follow_usable_cores()
 
 
 # --- which precision ---------------------------------------------------------------------------

@@ -108,17 +108,25 @@ def test_a_bad_kit_threads_names_the_setting_and_the_fix(monkeypatch, value):
         device.cpu_threads()
 
 
-def test_importing_the_kit_sets_torch_threads_from_kit_threads(tmp_path):
-    """A kernel's torch threads follow KIT_THREADS (and the usable cores) from the setup cell's imports on."""
+def test_importing_the_kit_sets_torch_threads_from_kit_threads_and_keeps_a_lower_count():
+    """A kernel's torch threads follow KIT_THREADS (and the usable cores) from the setup cell's imports on;
+    a script that chose fewer threads before importing the kit keeps them."""
     import subprocess
     import sys
     from pathlib import Path
 
-    code = "import helpers.training, torch; print(torch.get_num_threads())"
-    env = {**os.environ, "KIT_THREADS": "3", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    env.pop("OMP_NUM_THREADS", None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.stdout.split() == ["3"], out.stderr[-2000:]
+    def threads_after_import(before: str, **env: str) -> list[str]:
+        code = f"import torch; {before}; import helpers.training; print(torch.get_num_threads())"
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **env}
+        env.pop("OMP_NUM_THREADS", None)
+        if "KIT_THREADS" not in env or not env["KIT_THREADS"]:
+            env.pop("KIT_THREADS", None)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        return out.stdout.split() or [out.stderr[-2000:]]
+
+    assert threads_after_import("pass", KIT_THREADS="3") == ["3"]
+    assert threads_after_import("torch.set_num_threads(1)", KIT_THREADS="") == ["1"]
+    assert threads_after_import("torch.set_num_threads(64)", KIT_THREADS="") == [str(device.usable_cores())]
 
 
 def test_worker_environment_makes_a_process_compute_on_one_thread():

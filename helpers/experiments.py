@@ -205,30 +205,44 @@ def _save(run: _Run, outcome: dict, keep_models: bool) -> dict:
 
 
 # --- Many runs ---------------------------------------------------------------------------------
-def _check_grid(grid: dict, fixed: dict, repeats: int) -> None:
+def _grids(grid: dict | list[dict]) -> list[dict]:
+    """The grid as a list of dicts of value lists: one dict is one product, a list of them their union."""
+    if isinstance(grid, dict):
+        return [grid]
+    if isinstance(grid, (list, tuple)) and grid and all(isinstance(g, dict) for g in grid):
+        return list(grid)
+    raise ValueError(f"grid must be a dict of value lists ({{'lr': [0.1, 0.01]}}) or a non-empty list of them (their "
+                     f"runs one after the other, e.g. [{{'depth': [1], 'width': [16]}}, {{'depth': [6], 'width': [8]}}]); "
+                     f"got {type(grid).__name__} {grid!r:.80}.")
+
+
+def _check_grid(grids: list[dict], fixed: dict, repeats: int) -> None:
     """Clear errors for the usual slips: a bare value instead of a list, clashing names."""
     number_setting("repeats", repeats, integer=True, minimum=1)
-    for key, values in grid.items():
-        if not isinstance(values, (list, tuple, range, np.ndarray)) or len(values) == 0:
-            raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}; "
-                             f"for a single value write {{{key!r}: [{values!r}]}} or put it in fixed=.")
-    clash = set(grid) & set(fixed)
-    if clash:
-        raise ValueError(f"{sorted(clash)} appear both in grid and in fixed; keep each setting in one of them.")
-    if "seed" in grid or "seed" in fixed:
-        raise ValueError("Do not pass 'seed' in grid or fixed: run_grid passes seed=0..repeats-1 itself.")
+    for grid in grids:
+        for key, values in grid.items():
+            if not isinstance(values, (list, tuple, range, np.ndarray)) or len(values) == 0:
+                raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}; "
+                                 f"for a single value write {{{key!r}: [{values!r}]}} or put it in fixed=.")
+        clash = set(grid) & set(fixed)
+        if clash:
+            raise ValueError(f"{sorted(clash)} appear both in grid and in fixed; keep each setting in one of them.")
+        if "seed" in grid or "seed" in fixed:
+            raise ValueError("Do not pass 'seed' in grid or fixed: run_grid passes seed=0..repeats-1 itself.")
 
 
-def _plan(train_fn: Callable, grid: dict, fixed: dict, repeats: int, profile: str, name: str | None) -> list[_Run]:
-    """Every (combination, seed) with its cache file."""
+def _plan(train_fn: Callable, grids: list[dict], fixed: dict, repeats: int, profile: str,
+          name: str | None) -> list[_Run]:
+    """Every (combination, seed) of every grid, in order, with its cache file."""
     folder = _run_folder(train_fn, name)
     code = store.callable_identity(train_fn)
     runs = []
-    for combo in itertools.product(*(list(v) for v in grid.values())):
-        params = dict(zip(grid, combo))
-        for seed in range(repeats):
-            payload = _key_payload(train_fn, params, fixed, seed, profile, code)
-            runs.append(_Run(params, seed, payload, folder / f"{store.content_key(payload)}.json"))
+    for grid in grids:
+        for combo in itertools.product(*(list(v) for v in grid.values())):
+            params = dict(zip(grid, combo))
+            for seed in range(repeats):
+                payload = _key_payload(train_fn, params, fixed, seed, profile, code)
+                runs.append(_Run(params, seed, payload, folder / f"{store.content_key(payload)}.json"))
     return runs
 
 
@@ -390,12 +404,15 @@ def _row(run: _Run, record: dict, cached: bool, keep_models: bool) -> dict:
     return row
 
 
-def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, repeats: int = 1,
+def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list] | list[dict[str, list]], *, repeats: int = 1,
              fixed: dict | None = None, profile: str | None = None, force: bool = False, n_jobs: int | None = None,
              scheduler: str | None = None, name: str | None = None, quiet: bool = False, errors: str = "raise",
              keep_models: bool = False) -> pd.DataFrame:
     """Run ``train_fn(**params, **fixed, seed=s)`` for every grid combination and seed; one row per run.
 
+    ``grid`` maps setting names to value lists (every combination runs), or is a list of such dicts whose
+    runs follow one another in one grid: ``[{"depth": [1], "width": [16]}, {"depth": [6], "width": [8]}]``
+    trains two shapes, not four, and trains them side by side like any grid.
     ``train_fn`` returns a History, or a dict of scalars (optionally with key ``"history"``).
     Finished runs are cached as JSON under their settings and their code (see the module docstring)
     and reused unless ``force=True``; a lambda is refused (define ``train_fn`` with ``def``);
@@ -416,10 +433,11 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
     """
     if errors not in ("raise", "record"):
         raise ValueError(f"errors must be 'raise' or 'record'; got {errors!r}.")
-    fixed = dict(fixed or {})
-    _check_grid(grid, fixed, repeats)
+    fixed, grids = dict(fixed or {}), _grids(grid)
+    _check_grid(grids, fixed, repeats)
     repeats = int(repeats)
-    runs = _plan(train_fn, grid, fixed, repeats, get_profile(profile), name)
+    runs = _plan(train_fn, grids, fixed, repeats, get_profile(profile), name)
+    settings = list(dict.fromkeys(key for g in grids for key in g))  # the grid's setting names, in order
     records: list[tuple[dict, bool] | None] = [None] * len(runs)
     counts = {"cached": 0, "trained": 0, "errors": 0}
     bar = tqdm(total=len(runs), desc=name or function_name(train_fn).rsplit(".", 1)[-1], disable=quiet)
@@ -447,9 +465,9 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
     finally:
         bar.close()
         runlog.note_runs(trained=counts["trained"], cached=counts["cached"])
-    frame = _frame(runs, records, list(grid), keep_models)
+    frame = _frame(runs, records, settings, keep_models)
     if errors == "raise" and counts["errors"]:
-        raise GridRunError(frame, list(grid) + ["seed"])
+        raise GridRunError(frame, settings + ["seed"])
     return frame
 
 

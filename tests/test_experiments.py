@@ -175,7 +175,20 @@ def test_dict_results_become_columns():
     assert run_grid(timing, {"batch_size": [10, 100]}, quiet=True)["cached"].all()
 
 
+def test_a_list_of_grids_runs_their_points_in_one_grid_keyed_like_separate_grids():
+    """Sheet 3's seven shapes (pairs of depth and width, not their product) as one grid, trained side by side."""
+    shapes = [{"lr": [0.1], "width": [4]}, {"lr": [1.0], "width": [1, 2]}]
+    frame = run_grid(counting_train, shapes, repeats=2, quiet=True)
+    assert list(zip(frame["lr"], frame["width"], frame["seed"])) == [
+        (0.1, 4, 0), (0.1, 4, 1), (1.0, 1, 0), (1.0, 1, 1), (1.0, 2, 0), (1.0, 2, 1)]
+    assert len(CALLS) == 6 and frame.attrs["params"] == ["lr", "width"]
+    separate = pd.concat([run_grid(counting_train, g, repeats=2, quiet=True) for g in shapes], ignore_index=True)
+    assert len(CALLS) == 6 and separate["cached"].all(), "the same runs, the same cache records"
+
+
 @pytest.mark.parametrize("grid, fixed, match", [
+    ([], None, "non-empty list of them"),
+    ([{"lr": [0.1]}, {"lr": 0.2}], None, "non-empty list of values"),
     ({"lr": 0.1}, None, "non-empty list"),
     ({"lr": []}, None, "non-empty list"),
     ({"lr": [0.1]}, {"lr": 0.2}, "both in grid and in fixed"),

@@ -285,7 +285,7 @@ class MemoryMeter:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._start = torch.cuda.memory_allocated(self.device)
             return self
-        proc = psutil.Process()
+        self._proc = proc = psutil.Process()  # once: each new Process reads /proc to learn its start time
         self._sampler = _Sampler(lambda: proc.memory_info().rss, self.interval)
         self._start, self._ru_start = self._sampler.peak, _ru_maxrss_bytes()
         self._sampler.start()
@@ -296,7 +296,7 @@ class MemoryMeter:
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device)
         else:
-            peak = max(self._sampler.peak, psutil.Process().memory_info().rss)
+            peak = max(self._sampler.peak, self._proc.memory_info().rss)
             ru = _ru_maxrss_bytes()
             if ru is not None and self._ru_start is not None and ru > self._ru_start:
                 # The lifetime high-water mark rose during the run, so it *is* the run's exact peak

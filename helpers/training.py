@@ -187,6 +187,7 @@ class Trainer:
             test_loader: Loader | None = None) -> History:
         """Train for ``epochs`` epochs (fewer if a callback stops or the loss diverges); return the History."""
         self._begin(train_loader, epochs, val_loader, test_loader)
+        precision = autocast(self.device, self.amp)          # mixed precision when amp=True (re-entered every batch)
         try:
             self.emit("before_fit")
             for epoch in range(self.epochs):
@@ -197,7 +198,7 @@ class Trainer:
                     self.xb, self.yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
                     self.emit("before_batch")
                     self.optimizer.zero_grad(set_to_none=True)
-                    with autocast(self.device, self.amp):   # mixed precision, when amp=True
+                    with precision:
                         self.pred = self.model(self.xb)
                         self.loss = self.loss_grad = self.loss_fn(self.pred, self.yb)
                     self.emit("after_loss")                 # mixed precision scales loss_grad

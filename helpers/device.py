@@ -29,7 +29,8 @@ try:  # getrusage does not exist on Windows; there the sampling thread alone mea
 except ImportError:  # pragma: no cover
     resource = None
 
-__all__ = ["get_device", "device_of", "usable_cores", "cpu_threads", "use_cpu_threads", "worker_environment",
+__all__ = ["get_device", "device_of", "usable_cores", "cpu_threads", "use_cpu_threads", "cpu_threads_for",
+           "worker_environment",
            "THREADS_ENV", "WORKER_THREADS", "accelerator", "synchronize", "amp_dtype", "uses_grad_scaler", "autocast",
            "grad_scaler", "PeakMemory", "MemoryMeter", "track_peak_memory", "memory_kind",
            "run_memory_kind", "CUDA_KIND", "RSS_KIND", "RSS_INCREASE_KIND"]
@@ -101,7 +102,8 @@ def synchronize(device: torch.device) -> None:
 THREADS_ENV = "KIT_THREADS"
 # A process that runs side by side with others of its kind (a grid's worker, a graded submission) computes on one
 # thread: n one-thread processes keep n cores busy, while n processes of n threads each fight over them (every
-# parallel region then waits for a thread the scheduler has put off a core).
+# parallel region then waits for a thread the scheduler has put off a core). Every run of a grid trains on this
+# many threads wherever it trains, since torch's sums, and so a run's numbers, change with the thread count.
 WORKER_THREADS = 1
 
 
@@ -156,6 +158,17 @@ def use_cpu_threads(threads: int | None = None) -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+@contextlib.contextmanager
+def cpu_threads_for(threads: int) -> Iterator[int]:
+    """Run the block on ``threads`` torch threads, then restore the count it had."""
+    before = torch.get_num_threads()
+    use_cpu_threads(threads)
+    try:
+        yield threads
+    finally:
+        use_cpu_threads(before)
 
 
 def worker_environment() -> dict[str, str]:

@@ -2,14 +2,14 @@
 
 ``train_once`` runs the training function once and turns what it returned into the parts of a run record
 (JSON-able, plus the trained weights when asked); it is the same code in this process, in a local worker
-and on a Dask worker, so a run's numbers do not depend on where it trained. Workers only train and hand the
+and on a Dask worker, and it trains on ``device.WORKER_THREADS`` torch thread everywhere (torch's sums, and
+so a run's last digits, change with the thread count), so a run's numbers do not depend on where it trained. Workers only train and hand the
 outcome back: the process that called ``run_grid`` writes every record (``helpers.experiments``), so no
 worker needs the cache folder.
 
 The training function and its fixed settings travel once per grid as cloudpickle bytes (functions defined in
 a notebook go by value). A local worker keeps the last function it unpickled, so later runs of the grid
-send only their settings; on Dask the bytes are scattered to the workers once. Every worker process trains
-on ``device.WORKER_THREADS`` thread and one run at a time.
+send only their settings; on Dask the bytes are scattered to the workers once. A worker trains one run at a time.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .config import note_seeds, seeds_used
-from .device import WORKER_THREADS, use_cpu_threads, worker_environment
+from .device import WORKER_THREADS, cpu_threads_for, worker_environment
 from .history import History, json_safe, summarize
 
 __all__ = ["RESERVED_COLUMNS", "train_once", "Shipment", "ship", "LocalPool", "DaskPool", "WorkerDied", "NEED",
@@ -42,7 +42,7 @@ class WorkerDied(RuntimeError):
 
 # --- One run, wherever it trains -------------------------------------------------------------------
 def train_once(train_fn: Callable, params: dict, fixed: dict, seed: int, keep_models: bool) -> dict:
-    """Run ``train_fn(**params, **fixed, seed=seed)`` once; return its outcome as plain data.
+    """Run ``train_fn(**params, **fixed, seed=seed)`` once, on ``WORKER_THREADS`` torch thread; return its outcome.
 
     The outcome is ``{"time_s", "history", "metrics", "state_dict"}`` (``state_dict`` only with
     ``keep_models``), or ``{"time_s", "error"}`` when the run raised: one broken configuration must not stop
@@ -50,7 +50,8 @@ def train_once(train_fn: Callable, params: dict, fixed: dict, seed: int, keep_mo
     """
     start = time.perf_counter()
     try:
-        result = train_fn(**params, **fixed, seed=seed)
+        with cpu_threads_for(WORKER_THREADS):   # the same numbers here, on a local worker and on Dask
+            result = train_fn(**params, **fixed, seed=seed)
         parts, model = _encode(result, params)
         if keep_models and model is None:
             raise ValueError("run_grid(keep_models=True) needs train_fn to return {'history': ..., 'model': model}.")
@@ -112,7 +113,6 @@ _ONE_RUN = threading.Lock()  # a Dask worker with several threads still trains o
 def _work(digest: str, payload: bytes | None, params: dict, seed: int, keep_models: bool) -> Any:
     """In a worker: train one run of the grid ``digest`` on one thread; return its outcome and the seeds it set."""
     with _ONE_RUN:   # two runs in one process would share torch's global random generator and its threads
-        use_cpu_threads(WORKER_THREADS)
         loaded = _LOADED.get(digest)
         if loaded is None:
             if payload is None:

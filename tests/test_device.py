@@ -129,6 +129,16 @@ def test_importing_the_kit_sets_torch_threads_from_kit_threads_and_keeps_a_lower
     assert threads_after_import("torch.set_num_threads(64)", KIT_THREADS="") == [str(device.usable_cores())]
 
 
+def test_cpu_threads_for_a_block_and_back():
+    before = torch.get_num_threads()
+    with device.cpu_threads_for(3):
+        assert torch.get_num_threads() == 3
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), device.cpu_threads_for(1):
+        raise RuntimeError("a run that fails")
+    assert torch.get_num_threads() == before
+
+
 def test_worker_environment_makes_a_process_compute_on_one_thread():
     env = device.worker_environment()
     assert env["KIT_THREADS"] == "1" and env["OMP_NUM_THREADS"] == "1" and device.WORKER_THREADS == 1

@@ -1,21 +1,19 @@
-"""The Dask cluster that work may be sent to: the one named by ``KIT_SCHEDULER`` (or an argument), or none.
+"""Where many runs run: the Dask cluster named by ``KIT_SCHEDULER``, or this machine when it is unset.
 
-``dask_client()`` is the one way the kit reaches a cluster: ``run_grid`` sends its runs through it, and
-grading sends submissions through it. Without ``KIT_SCHEDULER`` (and no argument) it returns None and the
-work stays on this machine. A scheduler that does not answer is an error that names the address and says
-what to do, never a silent fall-back: the user asked for the cluster.
+A ground-floor module: it imports nothing from the kit, and ``distributed`` only when a cluster is named.
+``client()`` is the one way the kit reaches a cluster: ``run_grid`` sends its runs through it, and
+``make grade`` its submissions. ``make cluster`` starts a scheduler and workers on this machine to try it;
+README, "Running on a cluster", shows how a course points the kit at real machines.
 
-``local_cluster()`` starts a real scheduler and workers on this machine, each in a process of its own
-(the tests, the benchmark, and a laptop trying the cluster path). Its scheduler retries a run whose worker
-died once (``ALLOWED_FAILURES``); a cluster started otherwise should be configured the same way
-(``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1``), or Dask's default retries it three times.
-
-A ground-floor module: it imports nothing from the kit, and ``distributed`` only when a cluster is used.
+``local_cluster()`` starts a real scheduler and workers on this machine, each a process of its own, for the
+tests and benchmarks. Its scheduler sends a one-thread worker one task at a time (worker saturation 1.0, as
+``make cluster``) and retries a task whose worker died once (``ALLOWED_FAILURES``; Dask's default is 3).
 """
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,55 +26,71 @@ from typing import TYPE_CHECKING, Iterator
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["SCHEDULER_ENV", "ALLOWED_FAILURES", "SchedulerUnreachable", "scheduler_address", "dask_client",
+__all__ = ["SCHEDULER_ENV", "CONNECT_TIMEOUT", "ALLOWED_FAILURES", "ClusterError", "scheduler_address", "client",
            "LocalCluster", "local_cluster"]
 
 SCHEDULER_ENV = "KIT_SCHEDULER"
-CONNECT_TIMEOUT_S = 10
-# A run whose worker dies (killed, out of memory) is tried once more, elsewhere; a second death names it.
+SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
+CONNECT_TIMEOUT = 10  # seconds: a scheduler that does not answer by then is down or unreachable
+# A task whose worker dies (killed, out of memory) is tried once more, elsewhere; a second death names it.
 ALLOWED_FAILURES = 1
 INSTALL_HINT = 'pip install "dask[distributed]"'
+_clients: dict[str, "Client"] = {}
 
-_CLIENTS: dict[str, "Client"] = {}
 
-
-class SchedulerUnreachable(ConnectionError):
-    """KIT_SCHEDULER (or scheduler=) names a Dask scheduler that cannot be reached."""
+class ClusterError(ConnectionError):
+    """The Dask scheduler named by KIT_SCHEDULER (or the scheduler argument) cannot be reached."""
 
 
 def scheduler_address(scheduler: str | None = None) -> str | None:
-    """The Dask scheduler to use: the argument, else ``KIT_SCHEDULER``, else None (work stays on this machine)."""
-    text = (scheduler if scheduler is not None else os.environ.get(SCHEDULER_ENV, "")).strip()
-    return text or None
+    """The scheduler's address: the argument, else ``KIT_SCHEDULER``; None when neither names one."""
+    address = scheduler if scheduler is not None else os.environ.get(SCHEDULER_ENV, "")
+    return address.strip() or None
 
 
-def dask_client(scheduler: str | None = None) -> "Client | None":
-    """A connected ``distributed.Client`` for ``scheduler_address(scheduler)``, reused across calls; None without one.
-
-    Raises SchedulerUnreachable (naming the setting and the address) when no scheduler answers within
-    ``CONNECT_TIMEOUT_S`` seconds, and ImportError with the install command when ``distributed`` is missing.
-    """
+def client(scheduler: str | None = None, timeout: float = CONNECT_TIMEOUT) -> "Client | None":
+    """A Dask client of the scheduler at ``scheduler`` or ``KIT_SCHEDULER`` (one per address and process); None when unset."""
     address = scheduler_address(scheduler)
     if address is None:
         return None
-    setting = "the scheduler argument" if scheduler is not None else SCHEDULER_ENV
-    client = _CLIENTS.get(address)
-    if client is not None and client.status == "running":
-        return client
+    known = _clients.get(address)
+    if known is not None and known.status == "running":
+        return known
+    source = "the scheduler argument" if scheduler is not None else SCHEDULER_ENV
     try:
         from distributed import Client
     except ImportError as err:
-        raise ImportError(f"{setting} is {address!r}, but the Dask client is not installed: {INSTALL_HINT}, or "
-                          f"unset {SCHEDULER_ENV} to work on this machine.") from err
+        raise ImportError(f"{source} names the Dask scheduler {address}, but the Dask client is not installed: "
+                          f"{INSTALL_HINT}, or unset {SCHEDULER_ENV} to run on this machine.") from err
     try:
-        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as err:
-        raise SchedulerUnreachable(
-            f"{setting} is {address!r}, but no Dask scheduler answered there within {CONNECT_TIMEOUT_S} s "
-            f"({type(err).__name__}: {err}). Start the cluster first (make cluster), check the address "
-            f"(tcp://host:8786), or unset {SCHEDULER_ENV} to work on this machine.") from None
-    _CLIENTS[address] = client
-    return client
+        _probe(address, timeout)
+        connected = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, ValueError) as err:  # refused, timed out, or not an address at all
+        raise ClusterError(
+            f"Cannot reach the Dask scheduler at {address} (from {source}): {err}. Fix: start "
+            f"the scheduler and its workers (`make cluster` on this machine prints the address to export), check "
+            f"the address (e.g. tcp://host:8786) and that its port is open, or unset {SCHEDULER_ENV} to run on "
+            "this machine.") from None
+    _clients[address] = connected
+    return connected
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Open and close a TCP connection to a ``tcp://host:port`` scheduler; OSError when nothing answers.
+
+    A Client that fails to connect spends seconds more closing itself when it is garbage collected, and
+    prints a traceback doing so; this check fails fast and quietly in the common case (nothing listening).
+    """
+    scheme, _, rest = address.rpartition("://")
+    scheme = scheme or "tcp"   # Dask's default, as in "host:8786"
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown address scheme {scheme!r} (Dask knows {', '.join(SCHEMES)})")
+    if scheme != "tcp":
+        return  # tls://, ucx://, ...: the Client itself tells
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"{address!r} names no port")
+    socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
 
 
 # --- A real cluster on this machine ---------------------------------------------------------------
@@ -90,9 +104,9 @@ class LocalCluster:
 
     def close(self) -> None:
         """Stop the workers, then the scheduler (and forget any client connected to it)."""
-        client = _CLIENTS.pop(self.address, None)
-        if client is not None:
-            client.close()
+        known = _clients.pop(self.address, None)
+        if known is not None:
+            known.close()
         for proc in [*self.workers, self.scheduler]:
             if proc.poll() is None:
                 proc.terminate()
@@ -119,7 +133,8 @@ def local_cluster(workers: int = 2, *, threads_per_worker: int = 1, env: dict[st
         raise ImportError(f"A local Dask cluster needs the Dask servers: {INSTALL_HINT}.") from err
     with tempfile.TemporaryDirectory(prefix="kit-cluster-") as tmp:
         info = Path(tmp) / "scheduler.json"
-        base = {**os.environ, **(env or {}), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(ALLOWED_FAILURES)}
+        base = {**os.environ, **(env or {}), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(ALLOWED_FAILURES),
+                "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                       "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
@@ -155,9 +170,9 @@ def _wait_for_workers(address: str, n: int, timeout_s: float) -> None:
     """Return once ``n`` workers have joined the scheduler at ``address``."""
     from distributed import Client
 
-    with Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False) as client:
+    with Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False) as probe:
         try:
-            client.wait_for_workers(n, timeout=timeout_s)
+            probe.wait_for_workers(n, timeout=timeout_s)
         except TimeoutError:
             raise TimeoutError(f"{n} local Dask worker(s) did not join within {timeout_s:.0f} s "
-                               f"({len(client.scheduler_info()['workers'])} did).") from None
+                               f"({len(probe.scheduler_info()['workers'])} did).") from None

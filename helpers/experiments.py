@@ -45,8 +45,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import runlog, store
-from .cluster import dask_client
+from . import cluster, runlog, store
 from .config import cache_dir, get_profile, number_setting
 from .history import History, summarize
 from .workers import NEED, DaskPool, LocalPool, Shipment, absorb, ship, train_once
@@ -249,7 +248,7 @@ def _plan(train_fn: Callable, grids: list[dict], fixed: dict, repeats: int, prof
 def _pool(train_fn: Callable, fixed: dict, n_jobs: int | None, scheduler: str | None,
           pending: int) -> LocalPool | DaskPool | None:
     """Where the pending runs train: a Dask cluster, local worker processes, or (None) this process."""
-    client = dask_client(scheduler)
+    client = cluster.client(scheduler)
     workers = 0 if client is not None else min(_workers(n_jobs), pending)
     if client is None and workers <= 1:
         return None

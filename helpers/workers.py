@@ -9,7 +9,7 @@ worker needs the cache folder.
 
 The training function and its fixed settings travel once per grid as cloudpickle bytes (functions defined in
 a notebook go by value). A local worker keeps the last function it unpickled, so later runs of the grid
-send only their settings; on Dask the bytes are scattered to the workers once. A worker trains one run at a time.
+send only their settings; on Dask the bytes are one task's result, fetched once by each worker. A worker trains one run at a time.
 """
 from __future__ import annotations
 
@@ -129,6 +129,11 @@ def _work(digest: str, payload: bytes | None, params: dict, seed: int, keep_mode
         return outcome
 
 
+def _as_sent(payload: bytes) -> bytes:
+    """On a Dask worker: the grid's pickled function, as a task's result (see DaskPool)."""
+    return payload
+
+
 # --- Pools: where the runs go ----------------------------------------------------------------------
 class LocalPool:
     """``workers`` local processes (loky, reused across grids for ``IDLE_S`` s), one torch thread each."""
@@ -179,18 +184,19 @@ class DaskPool:
     death = "the Dask worker training this run died, also when the scheduler tried it again"
 
     def __init__(self, client: Any, shipment: Shipment):
-        from .cluster import CONNECT_TIMEOUT_S
+        from .cluster import CONNECT_TIMEOUT
 
         self.client, self.shipment = client, shipment
         try:
-            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
         except TimeoutError:
             raise RuntimeError(f"The Dask cluster at {client.scheduler.address} has no workers (none joined within "
-                               f"{CONNECT_TIMEOUT_S} s): start some (dask worker {client.scheduler.address} "
+                               f"{CONNECT_TIMEOUT} s): start some (dask worker {client.scheduler.address} "
                                "--nthreads 1), or unset KIT_SCHEDULER to train on this machine.") from None
         self.slots = max(1, sum(client.nthreads().values()))
-        # One copy of the function per worker, fetched when a worker first needs it.
-        self._payload = client.scatter(shipment.payload, hash=False)
+        # The function travels once per worker, as the result of a task: a worker that dies takes scattered data
+        # with it (and every run waiting for it), while a task's result the scheduler computes again.
+        self._payload = client.submit(_as_sent, shipment.payload, pure=False)
         self._executor = client.get_executor(pure=False)
         self._futures: list = []
 

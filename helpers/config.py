@@ -93,6 +93,13 @@ def seeds_used() -> list[int]:
     return list(_SEEDS)
 
 
+def note_seeds(seeds) -> None:
+    """Count seeds that ``seed_everything`` set in another process for this one (a grid's worker) as used here."""
+    for seed in seeds:
+        if int(seed) not in _SEEDS:
+            _SEEDS.append(int(seed))
+
+
 def number_setting(name: str, value, *, integer: bool = False, minimum: float | None = None,
                    above: float | None = None) -> int | float:
     """A finite number (numpy scalars welcome, bools and strings not) as a Python int/float, or a ValueError naming ``name``."""

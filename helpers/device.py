@@ -1,6 +1,10 @@
-"""Where a run happens, at what precision, and how much memory it took: the one place that decides.
+"""Where a run happens, on how many CPU threads, at what precision, and how much memory it took: the one place that decides.
 
 - ``get_device``: an argument, else ``KIT_DEVICE``, else cuda, mps, cpu.
+- ``cpu_threads`` / ``use_cpu_threads``: torch's CPU threads follow the cores this process may really use
+  (its CPU affinity and a container's CPU quota; ``KIT_THREADS`` overrides), set when this module is imported.
+  A process that runs beside others of its kind (a grid's worker, a graded submission) uses
+  ``WORKER_THREADS`` (one) and ``worker_environment()``. ``run_grid`` starts ``cpu_threads()`` workers.
 - ``autocast`` / ``grad_scaler`` / ``amp_dtype``: mixed precision, one answer per device type,
   used by the Trainer and the GPU lab alike.
 - ``MemoryMeter`` / ``track_peak_memory``: a run's peak memory. On CUDA the allocator's peak,
@@ -25,7 +29,9 @@ try:  # getrusage does not exist on Windows; there the sampling thread alone mea
 except ImportError:  # pragma: no cover
     resource = None
 
-__all__ = ["get_device", "device_of", "accelerator", "synchronize", "amp_dtype", "uses_grad_scaler", "autocast",
+__all__ = ["get_device", "device_of", "usable_cores", "cpu_threads", "use_cpu_threads", "cpu_threads_for",
+           "worker_environment",
+           "THREADS_ENV", "WORKER_THREADS", "accelerator", "synchronize", "amp_dtype", "uses_grad_scaler", "autocast",
            "grad_scaler", "PeakMemory", "MemoryMeter", "track_peak_memory", "memory_kind",
            "run_memory_kind", "CUDA_KIND", "RSS_KIND", "RSS_INCREASE_KIND"]
 
@@ -90,6 +96,103 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+# --- how many CPU threads ---------------------------------------------------------------------
+THREADS_ENV = "KIT_THREADS"
+# A process that runs side by side with others of its kind (a grid's worker, a graded submission) computes on one
+# thread: n one-thread processes keep n cores busy, while n processes of n threads each fight over them (every
+# parallel region then waits for a thread the scheduler has put off a core). Every run of a grid trains on this
+# many threads wherever it trains, since torch's sums, and so a run's numbers, change with the thread count.
+WORKER_THREADS = 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by a container's CPU quota; at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows: no affinity masks
+        cores = os.cpu_count() or 1
+    quota = _cpu_quota()
+    return max(1, min(cores, quota) if quota else cores)
+
+
+def _cpu_quota() -> int | None:
+    """Whole cores a cgroup CPU quota allows (a container started with --cpus), or None without one."""
+    for path, split in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()[:2]),            # cgroup v2: "quota period"
+                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", None)):                # cgroup v1
+        try:
+            text = open(path).read()
+            if split is not None:
+                quota, period = split(text)
+            else:
+                quota, period = text.strip(), open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read().strip()
+            if quota in ("max", "-1"):
+                return None
+            return max(1, -(-int(quota) // int(period)))   # 1.5 CPUs -> 2 threads
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def cpu_threads() -> int:
+    """How many cores this process keeps busy: ``KIT_THREADS``, else ``OMP_NUM_THREADS``, else ``usable_cores()``.
+
+    The kernel's torch threads and the number of worker processes a grid starts both come from here.
+    """
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        text = os.environ.get(name, "").strip()
+        if not text:
+            continue
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"{name} is {text!r}; set it to a whole number of threads >= 1 (e.g. {name}=1 on a "
+                             f"machine shared with other jobs), or unset it to use the {usable_cores()} core(s) "
+                             "this process may run on.")
+        return int(text)
+    return usable_cores()
+
+
+def use_cpu_threads(threads: int | None = None) -> int:
+    """Set torch's CPU threads to ``threads`` (default ``cpu_threads()``); return the number set."""
+    threads = cpu_threads() if threads is None else threads
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+@contextlib.contextmanager
+def cpu_threads_for(threads: int) -> Iterator[int]:
+    """Run the block on ``threads`` torch threads, then restore the count it had."""
+    before = torch.get_num_threads()
+    use_cpu_threads(threads)
+    try:
+        yield threads
+    finally:
+        use_cpu_threads(before)
+
+
+def worker_environment() -> dict[str, str]:
+    """Environment variables for a process that runs beside others of its kind: one thread everywhere.
+
+    ``KIT_THREADS`` makes the kit (and a grid inside it) use one; the others reach the numerical libraries
+    that read their thread count once, at start-up.
+    """
+    one = str(WORKER_THREADS)
+    return {THREADS_ENV: one, "OMP_NUM_THREADS": one, "MKL_NUM_THREADS": one, "OPENBLAS_NUM_THREADS": one}
+
+
+def _follow_usable_cores() -> None:
+    """On import: ``KIT_THREADS`` when set; else at most the cores this process may use (a lower count set earlier stays).
+
+    torch counts every core of the host, even in a container limited to fewer; a thread waiting for a core
+    that another job holds stalls every parallel step (a sheet beside another training process ran ninefold
+    slower), so torch must not count on more cores than it may have.
+    """
+    if os.environ.get(THREADS_ENV, "").strip() or torch.get_num_threads() > cpu_threads():
+        use_cpu_threads()
+
+
+_follow_usable_cores()
 
 
 # --- which precision ---------------------------------------------------------------------------
@@ -195,7 +298,7 @@ class MemoryMeter:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._start = torch.cuda.memory_allocated(self.device)
             return self
-        proc = psutil.Process()
+        self._proc = proc = psutil.Process()  # once: each new Process reads /proc to learn its start time
         self._sampler = _Sampler(lambda: proc.memory_info().rss, self.interval)
         self._start, self._ru_start = self._sampler.peak, _ru_maxrss_bytes()
         self._sampler.start()
@@ -206,7 +309,7 @@ class MemoryMeter:
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device)
         else:
-            peak = max(self._sampler.peak, psutil.Process().memory_info().rss)
+            peak = max(self._sampler.peak, self._proc.memory_info().rss)
             ru = _ru_maxrss_bytes()
             if ru is not None and self._ru_start is not None and ru > self._ru_start:
                 # The lifetime high-water mark rose during the run, so it *is* the run's exact peak

@@ -9,23 +9,33 @@ takes seconds, an interrupted grid resumes where it stopped, and editing ``train
 calls or ``helpers/`` trains the runs again (the old records stay on disk under their old keys).
 A lambda, or a function whose source cannot be read, is refused: its runs could not be keyed by code.
 
-Each run is trained under a lock (``<key>.lock`` beside its record, ``store.file_lock``): a second
-process running the same grid on the same cache waits for that run and reads its record instead of
-training it twice. The operating system drops the lock when its holder dies, so a killed run never
-blocks the next attempt. A record that cannot be this run's (damaged, wrong shape) is named in a
+Where runs train (``helpers.workers``): with ``KIT_SCHEDULER`` (or ``scheduler=``) on that Dask cluster;
+else, when the grid has more than one run to train and the runs train on the CPU, in local worker processes,
+one per core this process may use (``device.cpu_threads``), each on one torch thread; else here. Workers
+only train and hand each run's outcome back: this process writes every record, so a run's record and the
+table are the same wherever it trained, and rows follow the grid's order, not the order runs finished in.
+A function that cannot be sent to worker processes (cloudpickle refuses it) trains here, with a one-line
+note; a cluster refuses it with a message. A worker that dies has its run tried once more (alone, so the
+death is told apart from its neighbours'); a second death is recorded as that run's error and the grid goes on.
+
+Each run is claimed under a lock (``<key>.lock`` beside its record, ``store.file_lock``) held by this
+process while the run trains, here or on a worker: a second process running the same grid on the same cache
+waits for that run and reads its record instead of training it twice. The operating system drops the lock
+when its holder dies, so a killed run never blocks the next attempt. The lock is this machine's; a cluster's
+workers never touch the cache. A record that cannot be this run's (damaged, wrong shape) is named in a
 warning and trained again.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import functools
 import itertools
 import math
-import os
-import pickle
 import re
 import sys
-import time
 import warnings
+from collections import Counter, deque
+from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -35,18 +45,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import runlog, store
+from . import cluster, runlog, store
 from .config import cache_dir, get_profile, number_setting
-from .history import History, json_safe, summarize
+from .history import History, summarize
+from .workers import NEED, DaskPool, LocalPool, Shipment, absorb, ship, train_once
 
 if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ["run_grid", "GridRunError", "cache_key", "function_name", "summarize", "trained_model"]
-
-
-# joblib backend for n_jobs > 1: separate processes, since training holds the GIL for much of its time.
-PARALLEL_BACKEND = "loky"
 
 
 # --- Cache keys --------------------------------------------------------------------------------
@@ -126,34 +133,6 @@ class _Run:
         return ", ".join(f"{k}={v!r}" for k, v in {**self.params, "seed": self.seed}.items())
 
 
-# Columns run_grid fills itself; a grid setting keeps its name, so these never overwrite one.
-RESERVED_COLUMNS = {"seed", "time_s", "cached", "error", "weights", "history", *summarize(History())}
-
-
-def _encode(result: Any, params: dict) -> tuple[dict, Any]:
-    """Split what train_fn returned (History, or dict of scalars with optional "history" and "model")
-    into the JSON parts of its record and the trained model (or None)."""
-    if isinstance(result, History):
-        return {"history": result.to_dict(), "metrics": {}}, None
-    if isinstance(result, dict):
-        history, model = result.get("history"), result.get("model")
-        if history is not None and not isinstance(history, History):
-            raise ValueError(f"train_fn returned a dict whose 'history' is a {type(history).__name__}; "
-                             "it must be a History (or leave the key out).")
-        if model is not None and not hasattr(model, "state_dict"):
-            raise ValueError(f"train_fn returned a dict whose 'model' is a {type(model).__name__}; "
-                             "it must be a torch nn.Module (or leave the key out).")
-        metrics = {k: json_safe(v) for k, v in result.items() if k not in ("history", "model")}
-        clash = sorted(set(metrics) & (RESERVED_COLUMNS | set(params)))
-        if clash:
-            raise ValueError(f"train_fn returned {clash}, which would overwrite run_grid's column(s) of the same "
-                             f"name (grid settings: {sorted(params)}; run_grid's own: {sorted(RESERVED_COLUMNS)}). "
-                             "Rename the returned key(s), e.g. 'measured_' + name.")
-        return {"history": None if history is None else history.to_dict(), "metrics": metrics}, model
-    raise ValueError(f"train_fn must return a History or a dict of scalars (optionally with keys 'history' and "
-                     f"'model'); it returned a {type(result).__name__}.")
-
-
 def _record_problem(record: Any, run: _Run) -> str | None:
     """Why a cache file cannot be this run's record (None when it can)."""
     if not isinstance(record, dict):
@@ -196,7 +175,7 @@ def _load_record(run: _Run, keep_models: bool) -> dict | None:
 
 def _execute(index: int, train_fn: Callable, run: _Run, fixed: dict, keep_models: bool,
              wait: bool = True, force: bool = False) -> tuple[int, dict, bool] | None:
-    """Train one run under its lock and cache it; return (index, record, cached).
+    """Train one run in this process under its lock and cache it; return (index, record, cached).
 
     The lock (a file beside the record) makes a second process on the same cache wait for the run and
     then read its record, instead of training it again; with ``wait=False`` a busy run returns None.
@@ -208,118 +187,195 @@ def _execute(index: int, train_fn: Callable, run: _Run, fixed: dict, keep_models
         record = None if force else _load_record(run, keep_models)
         if record is not None:  # another process trained it while we waited
             return index, record, True
-        return index, _train(train_fn, run, fixed, keep_models), False
+        return index, _save(run, train_once(train_fn, run.params, fixed, run.seed, keep_models), keep_models), False
 
 
-def _train(train_fn: Callable, run: _Run, fixed: dict, keep_models: bool) -> dict:
-    """Train one run; cache it (and its weights) if it succeeded; an exception becomes an "error" record."""
-    start = time.perf_counter()
-    try:
-        result = train_fn(**run.params, **fixed, seed=run.seed)
-        parts, model = _encode(result, run.params)
-        if keep_models and model is None:
-            raise ValueError("run_grid(keep_models=True) needs train_fn to return {'history': ..., 'model': model}.")
-    except NotImplementedError:  # an exercise not written yet is not a broken configuration: say so now
-        raise
-    except Exception as exc:  # one broken configuration must not stop the grid
-        return {"key": run.payload, "error": f"{type(exc).__name__}: {exc}",
-                "time_s": time.perf_counter() - start, "history": None, "metrics": {}}
-    record = {"key": run.payload, "time_s": time.perf_counter() - start, **parts}
+def _save(run: _Run, outcome: dict, keep_models: bool) -> dict:
+    """The run's record from its outcome (``workers.train_once``); cached (weights first) unless the run failed."""
+    if "error" in outcome:
+        return {"key": run.payload, "error": outcome["error"], "time_s": outcome["time_s"], "history": None,
+                "metrics": {}}
+    record = {"key": run.payload, "time_s": outcome["time_s"], "history": outcome["history"],
+              "metrics": outcome["metrics"]}
     if keep_models:  # weights first: a record on disk promises that its weights are there too
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        store.save_torch(run.weights, {"key": store.content_key(run.payload), "state_dict": state})
+        store.save_torch(run.weights, {"key": store.content_key(run.payload), "state_dict": outcome["state_dict"]})
     store.write_json(run.path, record)
     return record
 
 
 # --- Many runs ---------------------------------------------------------------------------------
-def _check_grid(grid: dict, fixed: dict, repeats: int) -> None:
+def _grids(grid: dict | list[dict]) -> list[dict]:
+    """The grid as a list of dicts of value lists: one dict is one product, a list of them their union."""
+    if isinstance(grid, dict):
+        return [grid]
+    if isinstance(grid, (list, tuple)) and grid and all(isinstance(g, dict) for g in grid):
+        return list(grid)
+    raise ValueError(f"grid must be a dict of value lists ({{'lr': [0.1, 0.01]}}) or a non-empty list of them (their "
+                     f"runs one after the other, e.g. [{{'depth': [1], 'width': [16]}}, {{'depth': [6], 'width': [8]}}]); "
+                     f"got {type(grid).__name__} {grid!r:.80}.")
+
+
+def _check_grid(grids: list[dict], fixed: dict, repeats: int) -> None:
     """Clear errors for the usual slips: a bare value instead of a list, clashing names."""
     number_setting("repeats", repeats, integer=True, minimum=1)
-    for key, values in grid.items():
-        if not isinstance(values, (list, tuple, range, np.ndarray)) or len(values) == 0:
-            raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}; "
-                             f"for a single value write {{{key!r}: [{values!r}]}} or put it in fixed=.")
-    clash = set(grid) & set(fixed)
-    if clash:
-        raise ValueError(f"{sorted(clash)} appear both in grid and in fixed; keep each setting in one of them.")
-    if "seed" in grid or "seed" in fixed:
-        raise ValueError("Do not pass 'seed' in grid or fixed: run_grid passes seed=0..repeats-1 itself.")
+    for grid in grids:
+        for key, values in grid.items():
+            if not isinstance(values, (list, tuple, range, np.ndarray)) or len(values) == 0:
+                raise ValueError(f"grid[{key!r}] must be a non-empty list of values, got {values!r}; "
+                                 f"for a single value write {{{key!r}: [{values!r}]}} or put it in fixed=.")
+        clash = set(grid) & set(fixed)
+        if clash:
+            raise ValueError(f"{sorted(clash)} appear both in grid and in fixed; keep each setting in one of them.")
+        if "seed" in grid or "seed" in fixed:
+            raise ValueError("Do not pass 'seed' in grid or fixed: run_grid passes seed=0..repeats-1 itself.")
 
 
-def _plan(train_fn: Callable, grid: dict, fixed: dict, repeats: int, profile: str, name: str | None) -> list[_Run]:
-    """Every (combination, seed) with its cache file."""
+def _plan(train_fn: Callable, grids: list[dict], fixed: dict, repeats: int, profile: str,
+          name: str | None) -> list[_Run]:
+    """Every (combination, seed) of every grid, in order, with its cache file."""
     folder = _run_folder(train_fn, name)
     code = store.callable_identity(train_fn)
     runs = []
-    for combo in itertools.product(*(list(v) for v in grid.values())):
-        params = dict(zip(grid, combo))
-        for seed in range(repeats):
-            payload = _key_payload(train_fn, params, fixed, seed, profile, code)
-            runs.append(_Run(params, seed, payload, folder / f"{store.content_key(payload)}.json"))
+    for grid in grids:
+        for combo in itertools.product(*(list(v) for v in grid.values())):
+            params = dict(zip(grid, combo))
+            for seed in range(repeats):
+                payload = _key_payload(train_fn, params, fixed, seed, profile, code)
+                runs.append(_Run(params, seed, payload, folder / f"{store.content_key(payload)}.json"))
     return runs
 
 
-def _parallel_ok(train_fn: Callable, n_jobs: int) -> bool:
-    """Worker processes import train_fn by name: it must live in a module, not in a notebook."""
-    if n_jobs == 1:
-        return False
-    importable = (getattr(train_fn, "__module__", "__main__") != "__main__"
-                  and "<locals>" not in function_name(train_fn) and "<lambda>" not in function_name(train_fn))
+def _pool(train_fn: Callable, fixed: dict, n_jobs: int | None, scheduler: str | None,
+          pending: int) -> LocalPool | DaskPool | None:
+    """Where the pending runs train: a Dask cluster, local worker processes, or (None) this process."""
+    client = cluster.client(scheduler)
+    workers = 0 if client is not None else min(_workers(n_jobs), pending)
+    if client is None and workers <= 1:
+        return None
     try:
-        pickle.dumps(train_fn)
-    except Exception:
-        importable = False
-    if not importable:
-        warnings.warn(f"n_jobs={n_jobs} needs a train_fn importable from a module (defined in a .py file, not "
-                      f"in a notebook or inside another function); {function_name(train_fn)} is not, so the "
-                      "grid runs in this process (n_jobs=1).", stacklevel=3)
-    return importable
+        shipment: Shipment = ship(train_fn, fixed)
+    except Exception as err:
+        if not _is_pickling_error(err):
+            raise
+        why = f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
+        if client is not None:
+            raise ValueError(f"The grid would train on the Dask cluster (KIT_SCHEDULER or scheduler=), which needs "
+                             f"{function_name(train_fn)} and its fixed settings to pickle, and they do not ({why}). "
+                             "Let train_fn build what it needs (data, models) from plain settings, or unset "
+                             "KIT_SCHEDULER to train on this machine.") from None
+        warnings.warn(f"{function_name(train_fn)} (or a fixed setting) cannot be sent to worker processes ({why}); "
+                      "its grid trains in this process.", stacklevel=4)
+        return None
+    return DaskPool(client, shipment) if client is not None else LocalPool(workers, shipment)
 
 
-def _execute_all(train_fn: Callable, runs: list[_Run], pending: list[int], fixed: dict,
-                 n_jobs: int, keep_models: bool, force: bool = False) -> Iterator[tuple[int, dict, bool]]:
-    """Yield (index, record, cached) for the pending runs as they finish, here or in worker processes."""
-    if not _parallel_ok(train_fn, n_jobs):
-        busy = []  # runs another process is training right now: do the others first, then wait for these
+def _is_pickling_error(err: Exception) -> bool:
+    """Whether cloudpickle refused an object (what it raises for a lock, a generator, an open file, ...)."""
+    import pickle
+
+    return isinstance(err, (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError))
+
+
+def _workers(n_jobs: int | None) -> int:
+    """Worker processes for ``n_jobs``: None (or -1) means one per usable core while runs train on the CPU."""
+    if n_jobs is None or n_jobs == -1:
+        from .device import cpu_threads, get_device
+
+        # One GPU is one device however many cores feed it: its runs train here, one after the other.
+        return cpu_threads() if get_device().type == "cpu" else 1
+    return number_setting("n_jobs (worker processes; None or -1 for every core)", n_jobs, integer=True, minimum=1)
+
+
+def _execute_all(train_fn: Callable, runs: list[_Run], pending: list[int], fixed: dict, n_jobs: int | None,
+                 scheduler: str | None, keep_models: bool, force: bool = False) -> Iterator[tuple[int, dict, bool]]:
+    """Yield (index, record, cached) for the pending runs as they finish, here, on local workers or on Dask."""
+    pool = _pool(train_fn, fixed, n_jobs, scheduler, len(pending)) if pending else None
+    busy = []  # runs another process is training right now: do the others first, then wait for these
+    if pool is None:
         for i in pending:
             result = _execute(i, train_fn, runs[i], fixed, keep_models, False, force)
             if result is None:
                 busy.append(i)
             else:
                 yield result
-        for i in busy:
-            yield _execute(i, train_fn, runs[i], fixed, keep_models, True, force)
-        return
-    from joblib import Parallel, delayed, parallel_config
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
+    else:
+        yield from _execute_on(pool, runs, pending, busy, keep_models, force)
+    for i in busy:
+        yield _execute(i, train_fn, runs[i], fixed, keep_models, True, force)
 
-    # One thread per worker: n_jobs torch processes each using every core would fight over them.
-    limit = {"inner_max_num_threads": 1} if PARALLEL_BACKEND == "loky" else {}
+
+def _claim(run: _Run, keep_models: bool, force: bool) -> tuple[ExitStack | None, dict | None]:
+    """Take the run's lock for the time it trains elsewhere: (held lock, None), (None, its record) when another
+    process cached it meanwhile, or (None, None) when another process is training it now."""
+    stack = ExitStack()
+    if not stack.enter_context(store.file_lock(run.lock, wait=False, note=run.label())):
+        stack.close()
+        return None, None
+    record = None if force else _load_record(run, keep_models)
+    if record is not None:
+        stack.close()
+        return None, record
+    return stack, None
+
+
+def _execute_on(pool: LocalPool | DaskPool, runs: list[_Run], pending: list[int], busy: list[int],
+                keep_models: bool, force: bool) -> Iterator[tuple[int, dict, bool]]:
+    """Yield (index, record, cached) as the pending runs finish on the pool's workers; this process writes the records.
+
+    At most two runs per worker are in flight (and locked). When a local worker dies, every run in flight
+    fails with it: each is tried again, alone, so that a second death is that run's own; it becomes the run's
+    error record. Dask's scheduler retries a dead worker's run itself, so its KilledWorker is final.
+    """
+    queue, again = deque(pending), deque()   # again: runs whose worker died, with the lock they still hold
+    in_flight: dict[cf.Future, tuple[int, ExitStack]] = {}
+    deaths: Counter = Counter()
     try:
-        with parallel_config(backend=PARALLEL_BACKEND, **limit):
-            jobs = (delayed(_execute)(i, train_fn, runs[i], fixed, keep_models, True, force) for i in pending)
-            yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
-    except TerminatedWorkerError as err:
-        lost = [runs[i].label() for i in pending if _died_while_training(runs[i])]
-        which = "; ".join(lost) if lost else "(the run could not be told)"
-        raise RuntimeError(f"A worker process died (killed, or out of memory?) while training {which}. The runs "
-                           "that finished are cached: run the cell again to resume, or pass n_jobs=1 to train "
-                           "in this process and see the run's own error.") from err
-
-
-def _died_while_training(run: _Run) -> bool:
-    """True when a process took this run's lock, is gone, and left no record: it died during the run."""
-    holder = store.lock_holder(run.lock)
-    if holder is None or run.path.is_file():
-        return False
-    try:
-        os.kill(holder[0], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+        while queue or again or in_flight:
+            alone = again or any(deaths[i] for i, _ in in_flight.values())
+            while len(in_flight) < (1 if alone else 2 * pool.slots) and (again or queue):
+                if again:
+                    i, stack = again.popleft()
+                else:
+                    i = queue.popleft()
+                    stack, record = _claim(runs[i], keep_models, force)
+                    if stack is None:  # cached by another process meanwhile, or being trained by one now
+                        if record is not None:
+                            yield i, record, True
+                        else:
+                            busy.append(i)
+                        continue
+                in_flight[pool.submit(runs[i].params, runs[i].seed, keep_models)] = (i, stack)
+            if not in_flight:
+                continue
+            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                i, stack = in_flight.pop(future)
+                error = future.exception()
+                if error is None and future.result() == NEED:  # a fresh worker: send the run again with the function
+                    in_flight[pool.submit(runs[i].params, runs[i].seed, keep_models, True)] = (i, stack)
+                    continue
+                if error is not None and not pool.died(error):
+                    stack.close()
+                    raise error  # NotImplementedError (an unwritten exercise), or the pool itself failed
+                if error is not None:
+                    deaths[i] += 1
+                    if deaths[i] < pool.tries:
+                        again.append((i, stack))
+                        continue
+                    outcome = {"time_s": math.nan, "error": f"WorkerDied: {pool.death} (killed, or out of memory?); "
+                               "the other runs went on. Run the grid again to retry it, or train it alone with "
+                               "n_jobs=1 to see its own error."}
+                else:
+                    outcome = absorb(future.result())
+                record = _save(runs[i], outcome, keep_models)
+                stack.close()
+                yield i, record, False
+    except BaseException:
+        pool.stop()  # Ctrl-C, an unwritten exercise, a lost cluster: nothing more trains, nothing more is written
+        raise
+    finally:
+        for _, stack in [*in_flight.values(), *again]:
+            stack.close()
 
 
 def _count_cached(runs: list[_Run], keep_models: bool) -> int:
@@ -347,22 +403,28 @@ def _row(run: _Run, record: dict, cached: bool, keep_models: bool) -> dict:
     return row
 
 
-def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, repeats: int = 1,
-             fixed: dict | None = None, profile: str | None = None, force: bool = False, n_jobs: int = 1,
-             name: str | None = None, quiet: bool = False, errors: str = "raise",
+def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list] | list[dict[str, list]], *, repeats: int = 1,
+             fixed: dict | None = None, profile: str | None = None, force: bool = False, n_jobs: int | None = None,
+             scheduler: str | None = None, name: str | None = None, quiet: bool = False, errors: str = "raise",
              keep_models: bool = False) -> pd.DataFrame:
     """Run ``train_fn(**params, **fixed, seed=s)`` for every grid combination and seed; one row per run.
 
+    ``grid`` maps setting names to value lists (every combination runs), or is a list of such dicts whose
+    runs follow one another in one grid: ``[{"depth": [1], "width": [16]}, {"depth": [6], "width": [8]}]``
+    trains two shapes, not four, and trains them side by side like any grid.
     ``train_fn`` returns a History, or a dict of scalars (optionally with key ``"history"``).
     Finished runs are cached as JSON under their settings and their code (see the module docstring)
     and reused unless ``force=True``; a lambda is refused (define ``train_fn`` with ``def``);
     an exception in one run does not stop the others: every run is tried (and the good ones cached),
     then ``errors="raise"`` (the default) raises ``GridRunError`` naming the failed runs, while
     ``errors="record"`` returns them in an ``error`` column instead. Ctrl-C stops the grid and
-    keeps every finished run. ``n_jobs > 1`` trains in local worker processes (joblib), which
-    needs ``train_fn`` defined in an importable module (a .py file); a function defined in a
-    notebook falls back to ``n_jobs=1`` with a warning. The DataFrame's ``attrs["params"]``
-    names the grid columns (``plot_runs`` uses it for labels).
+    keeps every finished run. The DataFrame's ``attrs["params"]`` names the grid columns
+    (``plot_runs`` uses it for labels).
+
+    Where the runs train: ``n_jobs`` local worker processes of one torch thread each (default: one per
+    core this process may use, ``KIT_THREADS`` to change it, or 1 where the runs train on a GPU);
+    ``n_jobs=1`` trains here. ``scheduler="tcp://host:8786"`` (or ``KIT_SCHEDULER``) sends them to that
+    Dask cluster instead. Rows, records and numbers are the same wherever the runs trained.
 
     ``keep_models=True`` also keeps each run's trained weights: ``train_fn`` then returns
     ``{"history": history, "model": model}``, the frame gets a ``weights`` column, and
@@ -370,10 +432,11 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
     """
     if errors not in ("raise", "record"):
         raise ValueError(f"errors must be 'raise' or 'record'; got {errors!r}.")
-    fixed = dict(fixed or {})
-    _check_grid(grid, fixed, repeats)
+    fixed, grids = dict(fixed or {}), _grids(grid)
+    _check_grid(grids, fixed, repeats)
     repeats = int(repeats)
-    runs = _plan(train_fn, grid, fixed, repeats, get_profile(profile), name)
+    runs = _plan(train_fn, grids, fixed, repeats, get_profile(profile), name)
+    settings = list(dict.fromkeys(key for g in grids for key in g))  # the grid's setting names, in order
     records: list[tuple[dict, bool] | None] = [None] * len(runs)
     counts = {"cached": 0, "trained": 0, "errors": 0}
     bar = tqdm(total=len(runs), desc=name or function_name(train_fn).rsplit(".", 1)[-1], disable=quiet)
@@ -392,7 +455,7 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
         else:
             done(i, record, cached=True)
     try:
-        for i, record, cached in _execute_all(train_fn, runs, pending, fixed, n_jobs, keep_models, force):
+        for i, record, cached in _execute_all(train_fn, runs, pending, fixed, n_jobs, scheduler, keep_models, force):
             done(i, record, cached=cached)
     except KeyboardInterrupt:
         print(f"Interrupted: {_count_cached(runs, keep_models)} of {len(runs)} runs are cached; "
@@ -401,9 +464,9 @@ def run_grid(train_fn: Callable[..., History | dict], grid: dict[str, list], *, 
     finally:
         bar.close()
         runlog.note_runs(trained=counts["trained"], cached=counts["cached"])
-    frame = _frame(runs, records, list(grid), keep_models)
+    frame = _frame(runs, records, settings, keep_models)
     if errors == "raise" and counts["errors"]:
-        raise GridRunError(frame, list(grid) + ["seed"])
+        raise GridRunError(frame, settings + ["seed"])
     return frame
 
 

@@ -44,13 +44,17 @@ def make_optimizer(name: str | torch.optim.Optimizer, params: Iterable[nn.Parame
     params = [p for p in params if p.requires_grad]  # frozen layers (a linear probe) are left out
     if not params:
         raise ValueError("The model has no trainable parameters (all requires_grad=False); nothing to optimise.")
+    # On the CPU torch updates one parameter tensor at a time in Python unless told to batch them ("foreach"):
+    # the same arithmetic, bit for bit, and about a quarter less time in step() for a network of 20+ small
+    # tensors (sheet 3's MLPs, sheet 1's deep grid). CUDA batches by default; MPS keeps torch's choice.
+    batched = {"foreach": True} if all(p.device.type == "cpu" for p in params) else {}
     builders = {
-        "sgd": lambda: torch.optim.SGD(params, lr=lr, weight_decay=weight_decay),
-        "momentum": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay),
-        "adam": lambda: torch.optim.Adam(params, lr=lr, weight_decay=weight_decay),
-        "adamw": lambda: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay),
-        "rmsprop": lambda: torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay),
-        "adagrad": lambda: torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay),
+        "sgd": lambda: torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, **batched),
+        "momentum": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, **batched),
+        "adam": lambda: torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **batched),
+        "adamw": lambda: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **batched),
+        "rmsprop": lambda: torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay, **batched),
+        "adagrad": lambda: torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay, **batched),
     }
     if name not in builders:
         raise ValueError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)} "
@@ -184,6 +188,7 @@ class Trainer:
             test_loader: Loader | None = None) -> History:
         """Train for ``epochs`` epochs (fewer if a callback stops or the loss diverges); return the History."""
         self._begin(train_loader, epochs, val_loader, test_loader)
+        precision = autocast(self.device, self.amp)          # mixed precision when amp=True (re-entered every batch)
         try:
             self.emit("before_fit")
             for epoch in range(self.epochs):
@@ -194,7 +199,7 @@ class Trainer:
                     self.xb, self.yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
                     self.emit("before_batch")
                     self.optimizer.zero_grad(set_to_none=True)
-                    with autocast(self.device, self.amp):   # mixed precision, when amp=True
+                    with precision:
                         self.pred = self.model(self.xb)
                         self.loss = self.loss_grad = self.loss_fn(self.pred, self.yb)
                     self.emit("after_loss")                 # mixed precision scales loss_grad

@@ -20,9 +20,12 @@ SHARED_DATA = Path(os.environ.get("KIT_SHARED_DATA") or _SHARED)
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
-    """Give every test its own results cache and a non-smoke profile unless it sets one."""
+    """Give every test its own results cache and a non-smoke profile unless it sets one; grids train in the test's
+    process (KIT_THREADS=1: one worker) unless a test asks for workers (n_jobs=, or it unsets KIT_THREADS)."""
     monkeypatch.setenv("KIT_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("KIT_PROFILE", raising=False)
+    monkeypatch.setenv("KIT_THREADS", "1")
+    monkeypatch.delenv("KIT_SCHEDULER", raising=False)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ from helpers import experiments
 from helpers.config import cache_dir
 from helpers.experiments import GridRunError, cache_key, run_grid
 from helpers.history import History
+from helpers.models import MLP
 
 CALLS: list[dict] = []
 INTERRUPT_AT: list[int] = []  # a call count at which counting_train raises KeyboardInterrupt (Ctrl-C)
@@ -173,7 +175,20 @@ def test_dict_results_become_columns():
     assert run_grid(timing, {"batch_size": [10, 100]}, quiet=True)["cached"].all()
 
 
+def test_a_list_of_grids_runs_their_points_in_one_grid_keyed_like_separate_grids():
+    """Sheet 3's seven shapes (pairs of depth and width, not their product) as one grid, trained side by side."""
+    shapes = [{"lr": [0.1], "width": [4]}, {"lr": [1.0], "width": [1, 2]}]
+    frame = run_grid(counting_train, shapes, repeats=2, quiet=True)
+    assert list(zip(frame["lr"], frame["width"], frame["seed"])) == [
+        (0.1, 4, 0), (0.1, 4, 1), (1.0, 1, 0), (1.0, 1, 1), (1.0, 2, 0), (1.0, 2, 1)]
+    assert len(CALLS) == 6 and frame.attrs["params"] == ["lr", "width"]
+    separate = pd.concat([run_grid(counting_train, g, repeats=2, quiet=True) for g in shapes], ignore_index=True)
+    assert len(CALLS) == 6 and separate["cached"].all(), "the same runs, the same cache records"
+
+
 @pytest.mark.parametrize("grid, fixed, match", [
+    ([], None, "non-empty list of them"),
+    ([{"lr": [0.1]}, {"lr": 0.2}], None, "non-empty list of values"),
     ({"lr": 0.1}, None, "non-empty list"),
     ({"lr": []}, None, "non-empty list"),
     ({"lr": [0.1]}, {"lr": 0.2}, "both in grid and in fixed"),
@@ -185,24 +200,129 @@ def test_bad_grid_raises_clear_error(grid, fixed, match):
         run_grid(counting_train, grid, fixed=fixed, quiet=True)
 
 
-def test_unimportable_function_falls_back_to_one_process():
-    def local_train(lr, seed):  # defined inside a function: worker processes cannot import it
-        return fake_history(lr, seed=seed)
+# --- where runs train: worker processes, one thread each, records written here ------------------------
+# A sheet's training function, defined in a notebook cell: worker processes get it by value (cloudpickle).
+NOTEBOOK_TRAIN = """
+import os
+import time
+import torch
+from helpers.config import seed_everything
+from helpers.history import History
+from helpers.models import MLP
+from helpers.synthetic import Synthetic2D
+from helpers.training import fit
 
-    with pytest.warns(UserWarning, match="n_jobs=1"):
-        frame = run_grid(local_train, {"lr": [0.1, 0.2]}, n_jobs=2, quiet=True)
-    assert len(frame) == 2 and not frame["cached"].any()
+DATA = Synthetic2D("moons", n=300, noise=0.1, seed=0).splits()   # a notebook global: travels by value
+
+def train_moons(depth, width, seed, epochs=3, keep_model=False, pause=0.0):
+    time.sleep(pause)  # long enough runs that every worker gets some
+    seed_everything(seed)
+    model = MLP(2, 1, depth=depth, width=width, activation="tanh")
+    history = fit(model, DATA.train.loader(32, shuffle=True, seed=seed), epochs, loss="bce", lr=0.01,
+                  val_loader=DATA.val.loader(512), quiet=True)
+    return {"history": history, "threads": torch.get_num_threads(), "pid": os.getpid(),
+            **({"model": model} if keep_model else {})}
+"""
+MOONS = {"depth": [0, 2], "width": [3, 5]}
 
 
-def test_parallel_runs_keep_grid_order_and_cache(monkeypatch):
-    # Threads exercise the same code path as worker processes without paying ~10 s to start
-    # fresh interpreters that import torch (checked by hand with the default "loky" backend).
-    monkeypatch.setattr(experiments, "PARALLEL_BACKEND", "threading")
-    frame = run_grid(fake_history, {"lr": [0.1, 0.2, 0.3]}, fixed={"epochs": 2}, n_jobs=2, quiet=True)
-    assert list(frame["lr"]) == [0.1, 0.2, 0.3], "rows keep grid order whatever order workers finish in"
-    assert list(frame["epochs"]) == [2, 2, 2]
-    assert run_grid(fake_history, {"lr": [0.1, 0.2, 0.3]}, fixed={"epochs": 2}, n_jobs=2,
-                    quiet=True)["cached"].all()
+MEASURED = ("time", "peak_mem")  # a History's measurements of the machine (seconds, memory), not of the model
+
+
+def _records(folder) -> dict:
+    """Every cache record under ``folder`` by file name, without what measures the machine rather than the run."""
+    out = {}
+    for path in sorted(folder.rglob("*.json")):
+        record = json.loads(path.read_text())
+        del record["time_s"], record["metrics"]["pid"]
+        for name in MEASURED:
+            del record["history"][name]
+        out[path.relative_to(folder).as_posix()] = record
+    return out
+
+
+def test_worker_processes_give_the_serial_run_s_records_and_rows(notebook, tmp_path, monkeypatch):
+    """Issue 25: a grid on two worker processes equals the same grid trained here, record for record, row for row.
+    Here too a run trains on one thread, whatever the kernel uses (torch's sums change with the thread count)."""
+    import torch
+
+    notebook.run(NOTEBOOK_TRAIN)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a kernel on two cores
+    try:
+        frames, records = [], []
+        for n_jobs, cache in ((1, tmp_path / "serial"), (2, tmp_path / "workers")):
+            monkeypatch.setenv("KIT_CACHE", str(cache))
+            frames.append(run_grid(notebook["train_moons"], MOONS, repeats=2, fixed={"pause": 0.3}, n_jobs=n_jobs,
+                                   quiet=True))
+            records.append(_records(cache / "runs"))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    serial, parallel = frames
+    assert after == 2, "the kernel's own thread count is left as it was"
+    assert serial["pid"].nunique() == 1 and parallel["pid"].nunique() == 2, "n_jobs=2: two worker processes"
+    assert (serial["threads"] == 1).all() and (parallel["threads"] == 1).all(), "every run trains on one thread"
+    assert len(records[0]) == 8 and records[0] == records[1], "same cache files, same records"
+    same = [c for c in serial if c not in ("time_s", "pid", "history") and not c.endswith(("time_s", "peak_mem"))]
+    pd.testing.assert_frame_equal(serial[same], parallel[same])  # the grid's order, whoever finished first
+    assert [h.step_loss for h in serial["history"]] == [h.step_loss for h in parallel["history"]]
+
+
+def test_by_default_a_grid_trains_on_every_core(notebook, monkeypatch):
+    from helpers import device
+
+    notebook.run(NOTEBOOK_TRAIN)
+    monkeypatch.delenv("KIT_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(device, "usable_cores", lambda: 2)
+    frame = run_grid(notebook["train_moons"], MOONS, fixed={"epochs": 1, "pause": 0.5}, quiet=True)
+    assert frame["pid"].nunique() == 2 and os.getpid() not in set(frame["pid"])
+    monkeypatch.setenv("KIT_THREADS", "1")   # a machine shared with other jobs: one core, so this process
+    again = run_grid(notebook["train_moons"], MOONS, fixed={"epochs": 2}, quiet=True)
+    assert set(again["pid"]) == {os.getpid()}
+
+
+def test_a_function_that_cannot_be_sent_trains_here_with_a_one_line_note(notebook):
+    notebook.namespace["fake_history"] = fake_history
+    notebook.run("import threading\nLOCK = threading.Lock()\n"
+                 "def train(lr, seed):\n    with LOCK:\n        return fake_history(lr, seed=seed)\n")
+    with pytest.warns(UserWarning, match="cannot be sent to worker processes") as caught:
+        frame = run_grid(notebook["train"], {"lr": [0.1, 0.2]}, n_jobs=2, quiet=True)
+    assert len(frame) == 2 and not frame["cached"].any() and "\n" not in str(caught[0].message)
+
+
+def test_an_unwritten_exercise_in_a_worker_is_raised_not_recorded(notebook):
+    notebook.namespace["fake_history"] = fake_history
+    notebook.run("def train(lr, seed):\n    if lr > 0.15:\n"
+                 "        raise NotImplementedError('2b: write the delta rule')\n    return fake_history(lr)\n")
+    with pytest.raises(NotImplementedError, match="2b: write the delta rule"):
+        run_grid(notebook["train"], {"lr": [0.1, 0.2, 0.3]}, n_jobs=2, quiet=True)
+    assert not [p for p in (cache_dir() / "runs").rglob("*.json") if "0.2" in p.read_text()], "not recorded"
+    notebook.run("def train(lr, seed):\n    return fake_history(lr)\n")   # the student writes it
+    frame = run_grid(notebook["train"], {"lr": [0.1, 0.2, 0.3]}, n_jobs=2, quiet=True)  # no lock left held
+    assert "error" not in frame and not frame["cached"].any()
+
+
+def test_a_failing_run_in_a_worker_is_recorded_and_the_grid_goes_on(notebook):
+    notebook.namespace["fake_history"] = fake_history
+    notebook.run("def train(lr, seed):\n    if lr == 0.2:\n        raise FloatingPointError('diverged')\n"
+                 "    return fake_history(lr)\n")
+    frame = run_grid(notebook["train"], {"lr": [0.1, 0.2, 0.3]}, n_jobs=2, quiet=True, errors="record")
+    assert list(frame["lr"]) == [0.1, 0.2, 0.3]
+    assert list(frame["error"]) == [None, "FloatingPointError: diverged", None]
+    assert run_grid(notebook["train"], {"lr": [0.1, 0.3]}, n_jobs=2, quiet=True)["cached"].all()
+
+
+def test_workers_keep_models_and_this_process_writes_them(notebook, tmp_path):
+    notebook.run(NOTEBOOK_TRAIN)
+    frame = run_grid(notebook["train_moons"], MOONS, fixed={"keep_model": True, "pause": 0.5}, n_jobs=2,
+                     keep_models=True, quiet=True)
+    assert frame["pid"].nunique() == 2 and frame["weights"].notna().all()
+    model = experiments.trained_model(frame.iloc[3], MLP(2, 1, depth=2, width=5, activation="tanh"))
+    assert not model.training and frame.iloc[3][["depth", "width"]].tolist() == [2, 5]
+    assert run_grid(notebook["train_moons"], MOONS, fixed={"keep_model": True, "pause": 0.5}, n_jobs=2,
+                    keep_models=True, quiet=True)["cached"].all()
 
 
 def train_small_model(lr: float, seed: int = 0) -> dict:

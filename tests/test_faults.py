@@ -167,7 +167,8 @@ GRID_MODULE = """
             f.write(f"done {x}\\n")
         return h
 """
-# train lives in a module of its own: worker processes (n_jobs=2) import it by name.
+# train lives in a module of its own: worker processes (n_jobs=2) import it by name (cloudpickle sends
+# a notebook's functions by value; test_experiments covers those).
 GRID_SCRIPT = """
     import os, sys
     from helpers.experiments import run_grid
@@ -227,12 +228,18 @@ def test_stale_lock_of_a_killed_process_does_not_block(tmp_path):
 
 
 def test_killed_worker_is_named_by_its_grid_point(tmp_path):
-    """Issue 12 (unclear failures): with n_jobs=2 a killed worker gave a bare TerminatedWorkerError."""
+    """Issue 12 (unclear failures): with n_jobs=2 a killed worker gave a bare TerminatedWorkerError.
+    Issue 25: the run is tried once more, alone; when its worker dies again it is named and the grid goes on."""
     log = tmp_path / "log.txt"
     proc = run_script(tmp_path, "grid", GRID_SCRIPT, str(log), "2", env_extra={"KILL_AT": "2"})
     assert proc.returncode == 1
-    assert "A worker process died" in proc.stderr and "x=2" in proc.stderr, proc.stderr[-3000:]
-    assert "x=0, seed" not in proc.stderr.split("A worker process died")[-1].split("\n")[0]
+    assert "1 of 6 runs failed" in proc.stderr, proc.stderr[-3000:]
+    assert "x=2, seed=0: WorkerDied: the worker process training this run died twice" in proc.stderr
+    starts = [line.split()[1] for line in log.read_text().splitlines() if line.startswith("start")]
+    assert starts.count("2") == 2, "tried once more, then reported"
+    assert sorted(set(_done_lines(log))) == ["0", "1", "3", "4", "5"], "the other runs went on"
+    records = list((Path(os.environ["KIT_CACHE"]) / "runs" / "train").glob("*.json"))
+    assert len(records) == 5, "and are cached"
 
 
 def test_interrupted_parallel_grid_counts_the_runs_on_disk(tmp_path):

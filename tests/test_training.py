@@ -197,6 +197,28 @@ def test_every_optimizer_name_trains(name, data):
     assert history.config["optimizer"] == name
 
 
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_batched_cpu_updates_change_nothing_but_speed(name, data):
+    """make_optimizer batches the CPU updates over tensors (foreach): the weights equal torch's default update's."""
+    from helpers.training import make_optimizer
+
+    kwargs = {"momentum": 0.9} if name == "momentum" else {}
+    cls = {"sgd": torch.optim.SGD, "momentum": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+           "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}[name]
+    models = [small_mlp(), small_mlp()]
+    models[1].load_state_dict(models[0].state_dict())
+    kit = make_optimizer(name, models[0].parameters(), LRS[name], weight_decay=1e-3)
+    plain = cls(models[1].parameters(), lr=LRS[name], weight_decay=1e-3, **kwargs)
+    assert kit.defaults["foreach"] is True and plain.defaults["foreach"] is None
+    batches = list(data["train"]) * 3
+    for model, opt in zip(models, (kit, plain)):
+        for xb, yb in batches:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters()))
+
+
 def test_optimizer_instance_is_used_as_given(data):
     model = small_mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.123)

@@ -321,7 +321,8 @@ def _claim(study: optuna.Study, storage: SweepStorage, plan: Plan, points: list[
     and so is free again).
     """
     with storage.claim_lock(study.study_name):
-        _fail_stale_trials(study)
+        if storage.shared:  # (one process on SQLite: run_sweep failed them before it started)
+            _fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
         if sum(t.state in FINISHED or t.state == State.RUNNING for t in trials) >= plan.n_trials:
             return None

@@ -13,8 +13,11 @@ The four classic mistakes this module avoids, and the lab teaches:
    (RSS) and say so. Both live in ``helpers.device`` (the Trainer measures every run that way).
 
 The epochs are the Trainer's own (``measure_epochs`` fits with an ``EpochTimer`` callback, which only
-listens to the fit's events): the lab times the loop the sheets train with, not a second one. Device, precision and memory come from
-``helpers.device``; the DataLoader factory from ``helpers.data``.
+listens to the fit's events): the lab times the loop the sheets train with, not a second one. The one
+exception is a step the sheet writes itself (Part 5's mixed-precision step, the student's exercise):
+``measure_step_epochs`` calls it batch by batch under the same clock, warm-up and memory meter. Device,
+precision (the autocast dtype, whether a GradScaler) and memory come from ``helpers.device``; the
+DataLoader factory from ``helpers.data``.
 """
 from __future__ import annotations
 
@@ -34,10 +37,10 @@ from torch.utils.data import Dataset
 
 from .callbacks import Callback
 from .config import seed_everything
-from .data import Split, Splits, make_dataloader
-from .device import CUDA_KIND, amp_dtype, get_device, run_memory_kind, synchronize
+from .data import Split, Splits, cifar10_datasets, load_cifar10, make_dataloader
+from .device import CUDA_KIND, MemoryMeter, amp_dtype, get_device, grad_scaler, run_memory_kind, synchronize
 from .models import LargeNet, MediumNet, SmallNet, count_parameters
-from .training import Trainer, evaluate
+from .training import Trainer, evaluate, fit, make_optimizer
 
 NO_GPU = "no GPU"
 NOT_MEASURED = "not measured: no GPU"
@@ -286,7 +289,12 @@ def measure_epochs(model: nn.Module, loader: Iterable, *, device: torch.device |
     trainer = Trainer(model, optimizer=optimizer, lr=lr, loss="cross_entropy", device=device, amp=amp,
                       callbacks=[timer], quiet=True)
     history = trainer.fit(_WarmupFirst(loader, warmup_steps) if warm else loader, epochs + warm)
-    times, n_images, mem = timer.times, timer.samples[-1], trainer.memory
+    return _record(label, device, model, loader, amp, warmup_steps, timer.times, timer.samples[-1], trainer.memory,
+                   history.final("train_loss"), timer.clock)
+
+
+def _record(label, device, model, loader, amp, warmup_steps, times, n_images, mem, final_loss, clock) -> dict:
+    """The tidy record of one measured run (``measure_epochs``, ``measure_step_epochs``)."""
     median = float(np.median(times))
     return {
         "label": label,
@@ -299,7 +307,7 @@ def measure_epochs(model: nn.Module, loader: Iterable, *, device: torch.device |
         "amp": amp,
         "amp_dtype": str(amp_dtype(device)).removeprefix("torch.") if amp else "float32",
         "warmup_steps": warmup_steps,
-        "epochs": epochs,
+        "epochs": len(times),
         "images_per_epoch": n_images,
         "epoch_times": times,
         "epoch_time_median": median,
@@ -309,10 +317,78 @@ def measure_epochs(model: nn.Module, loader: Iterable, *, device: torch.device |
         "peak_mem_mb": mem.peak_mb,
         "peak_mem_increase_mb": mem.increase_mb,
         "peak_mem_kind": mem.kind,
-        "final_loss": history.final("train_loss"),
-        "clock": timer.clock,
+        "final_loss": final_loss,
+        "clock": clock,
         "note": "",
     }
+
+
+def measure_step_epochs(step: Callable, model: nn.Module, loader: Iterable, *,
+                        device: torch.device | str | None = None, epochs: int = 3, warmup_steps: int = 5,
+                        amp: bool = False, lr: float = 1e-3, label: str | None = None) -> dict:
+    """Train with a hand-written training step for ``epochs`` timed epochs after ``warmup_steps`` untimed steps.
+
+    ``step(model, loss_fn, optimizer, scaler, xb, yb, dtype)`` does one update and returns the batch's loss
+    (Part 5's exercise). The device's precision policy (``helpers.device``) gives ``dtype``, the autocast
+    dtype (None for float32), and ``scaler``, a GradScaler (disabled where mixed precision needs none or
+    ``amp`` is off); the optimizer is Adam, the loss cross-entropy. Batches are moved to the device here,
+    the clock, warm-up and memory meter are ``measure_epochs``'s, and so is the record.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}.")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}.")
+    device = get_device(device)
+    model = model.to(device).train()
+    optimizer, loss_fn = make_optimizer("adam", model.parameters(), lr), nn.CrossEntropyLoss()
+    dtype, scaler = (amp_dtype(device) if amp else None), grad_scaler(device, amp)
+
+    def train(batches: Iterable) -> tuple[list[torch.Tensor], int]:
+        losses, n = [], 0
+        for xb, yb in batches:
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            loss = step(model, loss_fn, optimizer, scaler, xb, yb, dtype)
+            losses.append(torch.as_tensor(loss).detach().float().reshape(()))  # kept on the device: no sync
+            n += len(yb)
+        return losses, n
+
+    meter = MemoryMeter(device).start()
+    times, losses, n_images, clock = [], [], 0, ""
+    try:
+        if warmup_steps:
+            train(_batches(loader, warmup_steps))
+        for _ in range(epochs):
+            with Timer(device) as timer:
+                losses, n_images = train(loader)
+            times.append(timer.elapsed)
+            clock = timer.clock
+    finally:
+        mem = meter.stop()  # also when the step raises: the sampling thread ends with the run
+    final_loss = torch.stack([loss.to(losses[0].device) for loss in losses]).mean().item() if losses else float("nan")
+    return _record(label, device, model, loader, amp, warmup_steps, times, n_images, mem, final_loss, clock)
+
+
+def step_vs_trainer(step: Callable, device: torch.device | str | None = None, *, steps: int = 4,
+                    batch_size: int = 8, seed: int = 0) -> float:
+    """Train two SmallNets from the same weights on the same random batches, one with ``step`` in mixed
+    precision and one with the Trainer's ``amp=True``; return the largest difference of their parameters.
+
+    Both use the device's precision policy (``helpers.device``), so a correct step gives (nearly) the Trainer's
+    weights: exactly on the CPU, up to the GPU's non-deterministic kernels on CUDA.
+    """
+    device = get_device(device)
+    g = torch.Generator().manual_seed(seed)
+    batches = [(torch.randn(batch_size, 3, 32, 32, generator=g), torch.randint(0, 10, (batch_size,), generator=g))
+               for _ in range(steps)]
+    nets = []
+    for _ in range(2):
+        seed_everything(seed)
+        nets.append(SmallNet().to(device))
+    fit(nets[0], batches, 1, optimizer="adam", lr=1e-3, amp=True, device=device, quiet=True)
+    optimizer, scaler = make_optimizer("adam", nets[1].parameters(), 1e-3), grad_scaler(device, True)
+    for xb, yb in batches:
+        step(nets[1].train(), nn.CrossEntropyLoss(), optimizer, scaler, xb.to(device), yb.to(device), amp_dtype(device))
+    return max(float((a.detach() - b.detach()).abs().max()) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
 
 
 def unavailable_record(label: str | None = None, reason: str = NO_GPU, **settings) -> dict:
@@ -334,6 +410,13 @@ class Lab:
     def __init__(self, train_set: Dataset, splits: Splits, real: bool):
         self.train_set, self.splits, self.real = train_set, splits, real
 
+    @classmethod
+    def cifar10(cls, root, real: bool) -> "Lab":
+        """The course's data: all 50,000 CIFAR-10 training images (no validation split held out; the course
+        trained on all of them), per sample as the course read them and decoded once as tensors; the 10,000
+        test images score an accuracy."""
+        return cls(cifar10_datasets(root, val_size=0)[0], load_cifar10(root, val_size=0), real=real)
+
     def loader(self, n: int | None, batch_size: int, device: torch.device, *, num_workers: int = 0,
                pipeline: str = "dataloader", pin_memory: bool = False) -> Iterable:
         """The first ``n`` training images: through a DataLoader (the course's path) or as tensors on the device."""
@@ -346,14 +429,16 @@ class Lab:
 
     def measure(self, model: str, device: torch.device | None, *, batch_size: int, train_limit: int | None,
                 epochs: int, warmup_steps: int, num_workers: int = 0, pipeline: str = "dataloader",
-                amp: bool = False, lr: float = 1e-3, label: str | None = None, accuracy: bool = False) -> dict:
+                amp: bool = False, lr: float = 1e-3, label: str | None = None, accuracy: bool = False,
+                step: Callable | None = None) -> dict:
         """Train a fresh ``model`` (seed 0) with ``measure_epochs``; a 'not measured' record where there is no device.
 
-        Warnings raised meanwhile (e.g. PyTorch's about too many workers) are kept in the record, not printed.
-        With ``accuracy`` and real data, the validation accuracy after the timed epochs is added.
+        With ``step`` (a hand-written training step, see ``measure_step_epochs``) the step trains instead of the
+        Trainer. Warnings raised meanwhile (e.g. PyTorch's about too many workers) are kept in the record, not
+        printed. With ``accuracy`` and real data, the test accuracy after the timed epochs is added.
         """
         setup = dict(model=model, batch_size=batch_size, num_workers=num_workers, pipeline=pipeline, amp=amp,
-                     val_acc=float("nan"), warnings=[])
+                     test_acc=float("nan"), warnings=[])
         if device is None:
             return unavailable_record(label, NOT_MEASURED, **setup)
         if model not in MODELS:
@@ -363,13 +448,13 @@ class Lab:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             loader = self.loader(train_limit, batch_size, device, num_workers=num_workers, pipeline=pipeline)
-            record = measure_epochs(net, loader, device=device, epochs=epochs, warmup_steps=warmup_steps, amp=amp,
-                                    lr=lr, label=label)
+            common = dict(device=device, epochs=epochs, warmup_steps=warmup_steps, amp=amp, lr=lr, label=label)
+            record = (measure_epochs(net, loader, **common) if step is None else
+                      measure_step_epochs(step, net, loader, **common))
         record.update(setup, params=count_parameters(net), warnings=sorted({str(w.message) for w in caught}))
         if accuracy and self.real:
-            record["val_acc"] = evaluate(net, self.splits.val.loader(1024, device=device), device=device)[1]
+            record["test_acc"] = evaluate(net, self.splits.test.loader(1024, device=device), device=device)[1]
         return record
-
 
     def run(self, settings: dict, device: torch.device | None, **overrides) -> dict:
         """``measure`` with a profile entry's settings (model, batch_size, train_limit, epochs, warmup_steps,
@@ -377,14 +462,16 @@ class Lab:
         keys = ("model", "batch_size", "train_limit", "epochs", "warmup_steps", "num_workers")
         return self.measure(device=device, **({k: settings[k] for k in keys if k in settings} | overrides))
 
+
 COLUMNS = {"epoch_time_median": "epoch (s)", "epoch_time_spread": "spread (s)", "images_per_s": "images/s",
-           "peak_mem_mb": "peak memory (MB)", "peak_mem_increase_mb": "memory added (MB)", "val_acc": "val. accuracy",
+           "peak_mem_mb": "peak memory (MB)", "peak_mem_increase_mb": "memory added (MB)", "test_acc": "test accuracy",
            "batch_size": "batch", "num_workers": "workers", "params": "parameters", "images_per_epoch": "images",
            "final_loss": "final loss", "cpu_s": "CPU epoch (s)", "gpu_s": "GPU epoch (s)", "speedup": "GPU speedup",
            "megabytes": "MB copied", "pageable_s": "pageable (s)", "pinned_s": "pinned (s)",
-           "pageable_gb_s": "pageable GB/s", "pinned_gb_s": "pinned GB/s", "share_of_epoch": "share of epoch"}
+           "pageable_gb_s": "pageable GB/s", "pinned_gb_s": "pinned GB/s", "share_of_epoch": "share of epoch",
+           "steps": "timed steps"}
 # What an empty cell means, per column; any other missing number is a GPU measurement on a machine without one.
-NA_TEXT = {"val_acc": "real data only"}
+NA_TEXT = {"test_acc": "real data only"}
 
 
 def _cell(value, column: str):
@@ -478,4 +565,4 @@ def measure_transfers(loader: Iterable, device: torch.device | None, repeats: in
 
 __all__ = ["NO_GPU", "NOT_MEASURED", "STANDIN_NOTE", "MODELS", "Lab", "lab_table", "speedup_table", "require", "memory_column", "effect",
            "rank_factors", "measure_transfers", "Timer", "Timing", "EpochTimer", "device_name", "time_fn", "throughput", "environment_report",
-           "measure_epochs", "unavailable_record", "cpu_bf16_native"]
+           "measure_epochs", "measure_step_epochs", "step_vs_trainer", "unavailable_record", "cpu_bf16_native"]

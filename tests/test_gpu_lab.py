@@ -16,8 +16,8 @@ from helpers.data import make_dataloader
 from helpers.device import RSS_KIND
 from helpers.data import Split, Splits
 from helpers.gpu_lab import (NO_GPU, NOT_MEASURED, STANDIN_NOTE, Lab, Timer, Timing, environment_report, lab_table,
-                             measure_epochs, measure_transfers, rank_factors, require, speedup_table, throughput,
-                             time_fn, unavailable_record)
+                             measure_epochs, measure_step_epochs, measure_transfers, rank_factors, require,
+                             speedup_table, step_vs_trainer, throughput, time_fn, unavailable_record)
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)
 
@@ -204,9 +204,9 @@ def test_lab_measures_the_trainers_epochs_and_adds_accuracy_only_on_real_data(on
     common = dict(batch_size=32, train_limit=64, epochs=1, warmup_steps=1)
     real = _tiny_lab(real=True).measure("SmallNet", torch.device("cpu"), accuracy=True, **common)
     assert real["images_per_epoch"] == 64 and real["model"] == "SmallNet" and real["params"] > 0
-    assert 0.0 <= real["val_acc"] <= 1.0
+    assert 0.0 <= real["test_acc"] <= 1.0
     standin = _tiny_lab(real=False).measure("SmallNet", torch.device("cpu"), accuracy=True, pipeline="tensors", **common)
-    assert math.isnan(standin["val_acc"]) and standin["pipeline"] == "tensors" and standin["images_per_epoch"] == 64
+    assert math.isnan(standin["test_acc"]) and standin["pipeline"] == "tensors" and standin["images_per_epoch"] == 64
 
 
 def test_lab_without_a_device_says_not_measured():
@@ -235,11 +235,11 @@ def test_lab_keeps_warnings_of_loader_creation_out_of_the_output(monkeypatch, on
 
 def test_lab_table_formats_numbers_and_says_what_is_missing():
     df = pd.DataFrame({"model": ["SmallNet"], "epoch_time_median": [1234.5678], "gpu_s": [float("nan")],
-                       "val_acc": [float("nan")], "params": [376_000]})
-    styler = lab_table(df, ["model", "epoch_time_median", "gpu_s", "val_acc", "params"], standin=True, caption="Part 1.")
+                       "test_acc": [float("nan")], "params": [376_000]})
+    styler = lab_table(df, ["model", "epoch_time_median", "gpu_s", "test_acc", "params"], standin=True, caption="Part 1.")
     row = styler.data.iloc[0].tolist()
     assert row == ["SmallNet", "1,235", NOT_MEASURED, "real data only", "376,000"]
-    assert list(styler.data.columns) == ["model", "epoch (s)", "GPU epoch (s)", "val. accuracy", "parameters"]
+    assert list(styler.data.columns) == ["model", "epoch (s)", "GPU epoch (s)", "test accuracy", "parameters"]
     assert styler.caption == "Part 1. " + STANDIN_NOTE
     assert lab_table(df, ["model"], standin=False).caption is None
 
@@ -278,3 +278,82 @@ def test_measure_transfers_pinned_and_pageable_on_cuda():
     result = measure_transfers(make_dataloader(data, batch_size=64), torch.device("cuda"), repeats=2)
     assert result["megabytes"] == pytest.approx(512 * (3 * 32 * 32 * 4 + 8) / 1e6)
     assert result["pageable_s"] > 0 and result["pinned_s"] > 0
+
+
+# --- a hand-written step under the lab's clock (Part 5) --------------------------------------------
+
+def plain_step(model, loss_fn, optimizer, scaler, xb, yb, dtype):
+    """A mixed-precision step as Part 5 asks for it."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(xb.device.type, dtype=dtype, enabled=dtype is not None):
+        loss = loss_fn(model(xb), yb)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
+def test_measure_step_epochs_excludes_warmup_and_learns():
+    calls = []
+
+    def counting_step(*args):
+        calls.append(args[-1])  # the dtype the lab passes
+        return plain_step(*args)
+
+    loader = CountingLoader(n_batches=4, batch_size=16, slow=2, delay=1.5)
+    rec = measure_step_epochs(counting_step, tiny_model(), loader, device="cpu", epochs=3, warmup_steps=2, lr=0.05)
+    assert loader.given == 2 + 3 * 4 and len(calls) == 14, "warm-up steps plus three full epochs"
+    assert max(rec["epoch_times"]) < 1.4, "a slow warm-up batch was timed"
+    assert rec["images_per_epoch"] == 64 and rec["epochs"] == 3 and rec["amp_dtype"] == "float32"
+    assert set(calls) == {None}, "float32: no autocast dtype"
+    assert rec["peak_mem_kind"] == RSS_KIND and math.isfinite(rec["final_loss"])
+
+
+def test_measure_step_epochs_passes_the_devices_amp_policy():
+    seen = []
+
+    def spy(model, loss_fn, optimizer, scaler, xb, yb, dtype):
+        seen.append((dtype, scaler.is_enabled()))
+        return plain_step(model, loss_fn, optimizer, scaler, xb, yb, dtype)
+
+    rec = measure_step_epochs(spy, tiny_model(), CountingLoader(), device="cpu", epochs=1, warmup_steps=0, amp=True)
+    assert set(seen) == {(torch.bfloat16, False)}, "the CPU's policy: bfloat16 autocast, no loss scaling"
+    assert rec["amp"] and rec["amp_dtype"] == "bfloat16"
+
+
+def test_measure_step_epochs_stops_its_memory_meter_when_the_step_raises():
+    import threading
+
+    def unwritten(*args):
+        raise NotImplementedError("Part 5: write amp_step")
+
+    before = threading.active_count()
+    with pytest.raises(NotImplementedError):
+        measure_step_epochs(unwritten, tiny_model(), CountingLoader(), device="cpu", epochs=1, warmup_steps=1)
+    assert threading.active_count() == before
+
+
+def test_step_vs_trainer_is_exact_on_the_cpu_and_catches_a_wrong_step():
+    assert step_vs_trainer(plain_step, "cpu") < 1e-6
+
+    def no_autocast(model, loss_fn, optimizer, scaler, xb, yb, dtype):
+        return plain_step(model, loss_fn, optimizer, scaler, xb, yb, None)
+
+    assert step_vs_trainer(no_autocast, "cpu") > 1e-6, "float32 is not the Trainer's bfloat16 autocast"
+
+
+def test_lab_times_a_hand_written_step(one_thread):
+    rec = _tiny_lab(real=False).measure("SmallNet", torch.device("cpu"), batch_size=32, train_limit=64, epochs=1,
+                                        warmup_steps=1, amp=True, step=plain_step)
+    assert rec["images_per_epoch"] == 64 and rec["amp_dtype"] == "bfloat16" and rec["model"] == "SmallNet"
+
+
+def test_lab_on_cifar10_trains_on_the_whole_training_set(monkeypatch):
+    from helpers.data import cifar10_or_standins
+
+    monkeypatch.setenv("KIT_PROFILE", "smoke")
+    root, real = cifar10_or_standins()
+    lab = Lab.cifar10(root, real)
+    n = 5 * 60  # the smoke stand-ins: five batches of 60 images, like CIFAR-10's five of 10,000
+    assert len(lab.train_set) == len(lab.splits.train) == n and len(lab.splits.val) == 0
+    assert len(lab.splits.test) > 0

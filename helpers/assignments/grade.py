@@ -47,6 +47,7 @@ DETAILS = "gradebook.json"  # the same rows with every test's outcome, for scrip
 GRADED, TAMPERED, TIMEOUT, ERROR, NOT_GRADABLE = "graded", "tampered", "timeout", "error", "not gradable"
 DEFAULT_TIMEOUT = 900
 DEFAULT_CELL_TIMEOUT = 300
+MAX_BYTES = 200_000_000  # a handed-in file larger than this is no sheet (a video, a data set): not read
 CHECK_CALL = re.compile(r"""grader\.check\(\s*["']([^"']+)["']\s*\)""")
 
 
@@ -100,6 +101,9 @@ def discover(folder: Path) -> list[Path]:
 def read_submission(path: Path, root: Path, sheets: dict[str, Sheet]) -> Submission:
     """Open one handed-in file: a notebook, a kit bundle (verified) or a zip holding one notebook."""
     sub = Submission(str(path.relative_to(root)))
+    if path.stat().st_size > MAX_BYTES:
+        sub.problem = f"too large to be a sheet ({path.stat().st_size / 1e6:.0f} MB; a notebook is far below {MAX_BYTES / 1e6:.0f} MB)"
+        return sub
     data = path.read_bytes()
     if path.suffix.lower() == ".zip":
         data = _notebook_from_zip(path, sub)
@@ -140,6 +144,10 @@ def _notebook_from_zip(path: Path, sub: Submission) -> bytes | None:
     """The notebook inside a zip; a kit bundle is verified and its integrity problems noted."""
     try:
         with zipfile.ZipFile(path) as zf:
+            expanded = sum(info.file_size for info in zf.infolist())
+            if expanded > MAX_BYTES:  # a zip bomb, or a data set: never unpacked
+                sub.problem = f"the zip expands to {expanded / 1e6:.0f} MB; a submission is far smaller"
+                return None
             names = [n for n in zf.namelist() if not n.endswith("/")]
             if MANIFEST in names:
                 opened = open_bundle(path)
@@ -240,10 +248,19 @@ def _safe_name(submission_id: str) -> str:
     return f"{readable}-{hashlib.sha256(submission_id.encode()).hexdigest()[:8]}"
 
 
+def _grader_version() -> str:
+    """Digest of this package's sources: a kept grade must not outlive the grading code that gave it."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
 def _key(sub: Submission, settings: dict) -> str:
-    """What decides a submission's grade: its notebook, its autograder and the grading settings."""
+    """What decides a submission's grade: its notebook, its autograder, the grading code and settings."""
     return store.content_key({"notebook": hashlib.sha256(sub.notebook).hexdigest(),
-                              "autograder": hashlib.sha256(sub.sheet.zip.read_bytes()).hexdigest(), **settings})
+                              "autograder": hashlib.sha256(sub.sheet.zip.read_bytes()).hexdigest(),
+                              "grader": _grader_version(), **settings})
 
 
 Runner = Callable[[list[tuple[Submission, dict]]], Iterable[tuple[Submission, dict]]]

@@ -1,0 +1,97 @@
+"""Reading what students hand in, without running anything: every file gets a clear verdict."""
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers.assignments import grade as g
+
+QUESTIONS = ({"name": "q1", "points": 2.0, "manual": False}, {"name": "q2", "points": 1.0, "manual": True})
+
+
+@pytest.fixture
+def sheets(tmp_path):
+    zip_path = tmp_path / "01_demo.zip"
+    zip_path.write_bytes(b"not read here")
+    return {"demo": g.Sheet("demo", "01_demo.ipynb", zip_path, QUESTIONS)}
+
+
+def notebook(cells, name="demo"):
+    return {"cells": cells, "metadata": {"otter": {"assignment_name": name}}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def code(src):
+    return {"cell_type": "code", "source": src, "metadata": {}, "outputs": [], "execution_count": None}
+
+
+def test_every_file_is_found_but_hidden_and_macos_debris(tmp_path):
+    for name in ("a/x.ipynb", "b/.ipynb_checkpoints/x.ipynb", "__MACOSX/x.ipynb", "notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    assert [p.relative_to(tmp_path).as_posix() for p in g.discover(tmp_path)] == ["a/x.ipynb", "notes.txt"]
+    with pytest.raises(NotADirectoryError, match="SUBMISSIONS"):
+        g.discover(tmp_path / "missing")
+
+
+def test_a_notebook_is_routed_by_its_otter_name_and_its_check_cells_are_noted(tmp_path, sheets):
+    path = tmp_path / "alice.ipynb"
+    path.write_text(json.dumps(notebook([code('grader.check("q1")'), code('grader.check("q1")')])))
+    sub = g.read_submission(path, tmp_path, sheets)
+    assert sub.problem is None and sub.sheet.assignment == "demo"
+    assert sub.notes == ["grader.check cell for q1 appears 2 times (graded once, at the end)"]
+
+
+def test_a_notebook_without_otter_metadata_is_routed_by_its_file_name(tmp_path, sheets):
+    path = tmp_path / "bob_01_demo.ipynb"
+    path.write_text(json.dumps({"cells": [], "metadata": [], "nbformat": 4}))  # metadata of the wrong type, even
+    sub = g.read_submission(path, tmp_path, sheets)
+    assert sub.sheet.assignment == "demo" and "graded as demo by its file name" in sub.notes[0]
+    assert json.loads(sub.notebook)["metadata"]["otter"]["assignment_name"] == "demo"
+    assert "no grader.check cell for q1" in sub.notes[-1]
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("essay.docx", b"PK...", "not a notebook"),
+    ("broken.ipynb", b"{not json", "not a valid notebook"),
+    ("cells.ipynb", b'{"cells": "nope"}', "not a valid notebook"),
+    ("other.ipynb", json.dumps(notebook([], name="sheet9")).encode(), "cannot tell which sheet"),
+    ("archive.zip", b"not a zip", "not a readable zip"),
+])
+def test_what_cannot_be_graded_says_why(tmp_path, sheets, name, content, problem):
+    (tmp_path / name).write_bytes(content)
+    sub = g.read_submission(tmp_path / name, tmp_path, sheets)
+    assert sub.notebook is None and problem in sub.problem
+
+
+def test_zips_a_plain_one_a_crowded_one_and_a_bomb(tmp_path, sheets, monkeypatch):
+    def zipped(files):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+        return buffer.getvalue()
+
+    nb = json.dumps(notebook([])).encode()
+    (tmp_path / "plain.zip").write_bytes(zipped({"sub/01_demo.ipynb": nb}))
+    sub = g.read_submission(tmp_path / "plain.zip", tmp_path, sheets)
+    assert sub.sheet is not None and "not a kit bundle" in sub.notes[0]
+    (tmp_path / "two.zip").write_bytes(zipped({"a.ipynb": nb, "b.ipynb": nb}))
+    assert "exactly one notebook" in g.read_submission(tmp_path / "two.zip", tmp_path, sheets).problem
+    (tmp_path / "bomb.zip").write_bytes(zipped({"a.ipynb": b"0" * 5_000_000}))
+    monkeypatch.setattr(g, "MAX_BYTES", 1_000_000)
+    assert "expands to 5 MB" in g.read_submission(tmp_path / "bomb.zip", tmp_path, sheets).problem
+
+
+def test_rows_never_give_a_silent_zero(sheets):
+    sub = g.Submission("alice.ipynb", b"{}", sheets["demo"])
+    timeout = g._row(sub, {"status": g.TIMEOUT, "note": "did not finish within 9 s"}, list(QUESTIONS))
+    assert timeout["q1"] == "" and timeout["autograded"] == "" and timeout["q2"] == "manual"
+    half = g._row(sub, {"status": g.GRADED, "questions": {}}, list(QUESTIONS))
+    assert half["q1"] == "" and "q1 was not graded" in half["note"]
+
+
+def test_feedback_files_never_overwrite_each_other():
+    names = {g._safe_name(s) for s in ("a/b.ipynb", "a_b.ipynb", "a b.ipynb", "a/b.ipynb ")}
+    assert len(names) == 4

@@ -588,11 +588,13 @@ def _stored_versions(storage: SweepStorage, study_name: str) -> dict[str, dict]:
 def _served(storage: SweepStorage, study_name: str) -> tuple[str, dict, Callable]:
     """The stored version this machine's code computes: (its name, its recipe, the objective imported here)."""
     found = _stored_versions(storage, study_name)
+    runnable = {name: recipe for name, recipe in found.items() if recipe["objective"] is not None}
+    if not runnable:
+        name, recipe = sorted(found.items())[0]
+        raise ObjectiveNotImportableError(f"The sweep {name} cannot run in a worker process: "
+                                          f"{_fix_for(recipe['problem'])}.")
     imported: dict[str, tuple[Callable, str]] = {}
-    for name, recipe in sorted(found.items()):
-        if recipe["objective"] is None:
-            raise ObjectiveNotImportableError(f"The sweep {name} cannot run in a worker process: "
-                                              f"{_fix_for(recipe['problem'])}.")
+    for name, recipe in sorted(runnable.items()):
         # The objective's module may read the profile's settings when it is imported.
         os.environ["KIT_PROFILE"] = recipe["profile"]
         where = json.dumps(recipe["objective"], sort_keys=True)
@@ -611,7 +613,7 @@ def _served(storage: SweepStorage, study_name: str) -> tuple[str, dict, Callable
         if ours == name:
             return name, recipe, objective
     raise StudyMismatchError(
-        f"This machine's code computes {ours}, but {storage.where} holds {', '.join(sorted(found))}: the version "
+        f"This machine's code computes {ours}, but {storage.where} holds {', '.join(sorted(runnable))}: the version "
         "covers the objective's source, the project functions it calls and helpers/. Fix: check out the same "
         "commit as the machine that started the sweep (or run the sweep from here to start a new version).")
 

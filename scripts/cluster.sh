@@ -33,6 +33,9 @@ trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
 # Only this machine can reach it (127.0.0.1): it is for trying out, not for other machines.
+# Worker saturation 1.0: a one-thread worker is sent one task at a time (Dask's 1.1 sends two), so a long
+# grading or training run never waits behind another on a busy worker while a free one idles.
+DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0 \
 "$bin/dask" scheduler --host 127.0.0.1 --port "$port" --no-dashboard >"$logs/scheduler.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 150); do

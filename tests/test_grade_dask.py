@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -54,11 +53,16 @@ def toy_master(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def local_cluster():
-    """Two worker processes of one thread each; a task whose worker dies is retried once (Dask's default: 3)."""
+    """Two worker processes of one thread each, as make cluster starts them.
+
+    A worker holds one task at a time (worker-saturation 1.0, as make cluster sets it), so a task never waits
+    on a worker that another task is about to kill; a task whose worker dies is retried once (Dask's default: 3).
+    """
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.scheduler.worker-saturation": 1.0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None)
     yield cluster
@@ -68,7 +72,6 @@ def local_cluster():
 def fake_grader(notebook: bytes, notebook_name: str, autograder: bytes, **settings) -> dict:
     """Grades instantly; a notebook saying 'die' kills its worker process, as a machine that fails would."""
     if notebook == b"die":
-        time.sleep(1)  # the instant ones finish first: a dying worker takes its other tasks down with it
         os._exit(1)
     return {"status": GRADED, "questions": {}, "errors": [], "seen": [len(notebook), len(autograder), settings]}
 
@@ -104,7 +107,7 @@ def test_grade_runs_a_real_otter_assignment_on_the_cluster_named_by_kit_schedule
     lines: list[str] = []
     book = grade(subs, dist / "autograder", tmp_path / "grades", timeout=300, cell_timeout=60, progress=lines.append)
     assert "on the Dask cluster at tcp://127.0.0.1" in lines[0] and "2 workers" in lines[0]
-    rows = {row["submission"]: row for row in csv.DictReader(book.open())}
+    rows = {row["submission"]: row for row in csv.DictReader(book.read_text().splitlines())}
     assert rows["solved/toy.ipynb"]["status"] == "graded", rows["solved/toy.ipynb"]["note"]
     assert rows["solved/toy.ipynb"]["autograded"] == "2" and rows["solved/toy.ipynb"]["possible"] == "2"
     assert rows["blank/toy.ipynb"]["status"] == "graded" and rows["blank/toy.ipynb"]["autograded"] == "0"

@@ -281,23 +281,19 @@ def dask_runner(client: Any, grader: Callable[..., dict] = grade_one) -> Runner:
     """Grade submissions as tasks on a Dask cluster; yield (submission, outcome) as they end.
 
     Each task is ``grader(notebook bytes, notebook name, autograder bytes, **settings)`` and returns plain
-    data, so a worker needs no shared folder, only the kit (``helpers`` importable) and otter. Each sheet's
-    autograder is sent to the cluster once. A worker that dies (its machine, or memory) has its task retried
-    elsewhere, as Dask does; when that fails too, the submission's row says so and the others go on.
+    data, so a worker needs no shared folder, only the kit (``helpers`` importable) and otter. A worker that
+    dies (its machine, or memory) has its task retried elsewhere, as Dask does; when that fails too, the
+    submission's row says so and the others go on.
     """
     from distributed import as_completed
 
     def run(work: list[tuple[Submission, dict]]) -> Iterable[tuple[Submission, dict]]:
         if not work:
             return
-        autograders = {}
-        for sub, _ in work:
-            if sub.sheet.zip not in autograders:
-                # A task that returns the bytes, not scattered data: the scheduler keeps the task, so when the
-                # worker holding its result dies the bytes are made again, where scattered data would be lost.
-                data = sub.sheet.zip.read_bytes()
-                autograders[sub.sheet.zip] = client.submit(bytes, data, key=f"autograder-{sub.sheet.assignment}-"
-                                                           f"{hashlib.sha256(data).hexdigest()[:16]}")
+        # The autograder's bytes travel inside each task (a zip of a few hundred kB), not as data shared on the
+        # cluster: tasks with no dependency are handed to workers as they free up, where tasks depending on one
+        # worker's data would all be sent to that worker, and die with it.
+        autograders = {path: path.read_bytes() for path in {sub.sheet.zip for sub, _ in work}}
         futures = {client.submit(grader, sub.notebook, sub.sheet.notebook, autograders[sub.sheet.zip], pure=False,
                                  key=f"grade-{_safe_name(sub.id)}-{os.urandom(4).hex()}", **settings): sub
                    for sub, settings in work}

@@ -17,6 +17,9 @@ GRADES   ?= build/grades
 GRADE_TIMEOUT ?= 900
 CELL_TIMEOUT  ?= 300
 JOBS     ?=
+# make cluster: workers of the local Dask cluster, and the scheduler's port
+WORKERS  ?= 2
+SCHEDULER_PORT ?= 8786
 # FORCE=1: execute every sheet even when the export cache holds its run.
 FORCE_FLAG := $(if $(FORCE),--force,)
 
@@ -30,7 +33,7 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install pdf submit verify reproduce assign grade test unit smoke lab bench clean pdf-tools
+.PHONY: help install pdf submit verify reproduce assign grade cluster test unit smoke lab bench clean pdf-tools
 
 help:
 	@echo "make pdf    execute every notebook (KIT_PROFILE=$(KIT_PROFILE)) and export build/pdf/*.pdf"
@@ -38,6 +41,7 @@ help:
 	@echo "make reproduce  run sheets in the full profile, reference tables into docs/REPRODUCTION.md"
 	@echo "make assign student notebooks ($(DIST)/student/) and autograders ($(DIST)/autograder/) from the masters"
 	@echo "make grade SUBMISSIONS=dir  grade handed-in notebooks or zips into $(GRADES)/gradebook.csv"
+	@echo "make cluster  a Dask scheduler and WORKERS=$(WORKERS) workers here; export the KIT_SCHEDULER it prints"
 	@echo "make test   unit tests + notebook smoke tests (KIT_PROFILE=smoke)"
 	@echo "make lab    JupyterLab on the notebooks (make lab KIT_PROFILE=smoke for the fast profile)"
 	@echo "make bench  run the benchmarks, results in benchmarks/RESULTS.md"
@@ -76,6 +80,11 @@ grade: $(ASSIGNED)
 	@test -n "$(SUBMISSIONS)" || { echo "Say which folder to grade: make grade SUBMISSIONS=<folder of notebooks or submission zips>"; exit 2; }
 	$(PY) -m helpers.assignments grade $(SUBMISSIONS) --autograders $(DIST)/autograder --out $(GRADES) \
 		--timeout $(GRADE_TIMEOUT) --cell-timeout $(CELL_TIMEOUT) $(if $(JOBS),--jobs $(JOBS),)
+
+# A scheduler and $(WORKERS) workers on this machine, until Ctrl-C: `export KIT_SCHEDULER=<the address it prints>`
+# in another shell, and grids and make grade run on them. Real machines: README, "Running on a cluster".
+cluster: $(STAMP)
+	bash scripts/cluster.sh $(WORKERS) $(SCHEDULER_PORT) $(VENV)/bin
 
 # The full profile is long on a CPU: NB= picks sheets, e.g. make reproduce NB=notebooks/01_backprop_autodiff.ipynb
 reproduce: $(STAMP) pdf-tools

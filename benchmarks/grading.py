@@ -8,6 +8,7 @@ what each sample should score.
 
     python -m benchmarks.grading            # all four sheets, every core; writes benchmarks/RESULTS.md
     python -m benchmarks.grading --jobs 1 --no-write
+    python -m benchmarks.grading --sheets 01 --local-cluster 2 --no-write   # sheet 1 on a 2-worker Dask cluster
 """
 from __future__ import annotations
 
@@ -43,8 +44,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=None, help=f"submissions at once (default {usable_cores()})")
     parser.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    parser.add_argument("--sheets", nargs="*", default=None, help="only masters whose name starts so (e.g. 01)")
+    parser.add_argument("--local-cluster", type=int, default=0, metavar="WORKERS",
+                        help="grade on a Dask LocalCluster of this many one-thread worker processes")
     args = parser.parse_args()
-    masters = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+    masters = sorted(m for m in (REPO / "notebooks").glob("[0-9]*.ipynb")
+                     if not args.sheets or any(m.name.startswith(s) for s in args.sheets))
+    cluster = None
+    if args.local_cluster:
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=args.local_cluster, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
     with tempfile.TemporaryDirectory(prefix="kit-bench-grade-") as tmp:
         dist, subs, out = Path(tmp) / "dist", Path(tmp) / "submissions", Path(tmp) / "grades"
         started = time.perf_counter()
@@ -58,15 +69,21 @@ def main() -> int:
                 path.write_text(json.dumps(nb))
                 want[f"{master.stem}/{name}.ipynb"] = expected(name, mf.questions(read_cells(master)))
         started = time.perf_counter()
-        book = grade(subs, dist / "autograder", out, jobs=args.jobs, progress=None)
+        try:
+            book = grade(subs, dist / "autograder", out, jobs=args.jobs, progress=None,
+                         scheduler=cluster.scheduler_address if cluster else None)
+        finally:
+            if cluster is not None:
+                cluster.close()
         grade_s = time.perf_counter() - started
         rows = list(csv.DictReader(book.open()))
     wrong = [f"{r['submission']}: {r['status']} {r['autograded']} (expected {want[r['submission']]:g})"
              for r in rows if r["autograded"] == "" or float(r["autograded"]) != want[r["submission"]]]
-    jobs = args.jobs or usable_cores()
+    jobs = args.local_cluster or args.jobs or usable_cores()
+    where = f"{args.local_cluster} Dask workers" if args.local_cluster else f"{jobs} local"
     table = (f"| sheets | submissions | jobs | otter assign | grading (wall) | per submission | unexpected |\n"
              f"|---|---|---|---|---|---|---|\n"
-             f"| {len(masters)} | {len(rows)} | {jobs} | {assign_s:.0f} s | {grade_s:.0f} s | "
+             f"| {len(masters)} | {len(rows)} | {where} | {assign_s:.0f} s | {grade_s:.0f} s | "
              f"{grade_s * jobs / max(len(rows), 1):.1f} s of a core | {len(wrong)} |")
     print(table)
     for line in wrong:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..cluster import SCHEDULER_ENV, ClusterError
 from .assign import AssignError, assign
 from .grade import DEFAULT_CELL_TIMEOUT, DEFAULT_TIMEOUT, grade, usable_cores
 
@@ -30,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="seconds allowed per submission")
     g.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help="seconds allowed per cell")
     g.add_argument("--profile", default="smoke", help="run profile the notebooks are graded in (default smoke)")
+    g.add_argument("--scheduler", default=None,
+                   help=f"grade on this Dask cluster (default: {SCHEDULER_ENV}, else on this machine)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
@@ -42,9 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Wrote {args.out}/student/ and {args.out}/autograder/ in {time.perf_counter() - started:.0f} s.")
         else:
             book = grade(args.submissions, args.autograders, args.out, jobs=args.jobs, timeout=args.timeout,
-                         cell_timeout=args.cell_timeout, profile=args.profile)
+                         cell_timeout=args.cell_timeout, profile=args.profile, scheduler=args.scheduler)
             print(f"Wrote {book} and {book.parent / 'feedback'}/ in {time.perf_counter() - started:.0f} s.")
-    except (AssignError, FileNotFoundError, NotADirectoryError, ValueError) as error:
+    except (AssignError, ClusterError, FileNotFoundError, NotADirectoryError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -9,7 +9,8 @@ Every file under the submissions folder is one row, whatever it is:
 
 The sheet a notebook belongs to comes from its otter metadata (``assignment_name``), else its file name.
 Each notebook is graded by ``otter run`` (otter-grader's grading without containers) in a process of its
-own, in the smoke profile with a fresh results cache, several at a time; the kit's otter plugin grades
+own, in the smoke profile with a fresh results cache, several at a time: on this machine, or on the workers
+of a Dask cluster when ``KIT_SCHEDULER`` names one (``helpers.cluster``); the kit's otter plugin grades
 every question on the notebook's final state and gives each cell a time budget. A submission that runs
 past ``timeout`` seconds, or whose kernel dies, gets a row saying so; the run goes on. Nothing the
 student's code wrote is unpickled here: the grading process reports as JSON.
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import store
+from .. import cluster, store
 from ..export.bundle import MANIFEST, open_bundle
 from .plugin import CELL_TIMEOUT_ENV, REPORT_ENV
 
@@ -276,6 +277,39 @@ def local_runner(jobs: int) -> Runner:
     return run
 
 
+def dask_runner(client: Any, grader: Callable[..., dict] = grade_one) -> Runner:
+    """Grade submissions as tasks on a Dask cluster; yield (submission, outcome) as they end.
+
+    Each task is ``grader(notebook bytes, notebook name, autograder bytes, **settings)`` and returns plain
+    data, so a worker needs no shared folder, only the kit (``helpers`` importable) and otter. A worker that
+    dies (its machine, or memory) has its task retried elsewhere, as Dask does; when that fails too, the
+    submission's row says so and the others go on.
+    """
+    from distributed import as_completed
+
+    def run(work: list[tuple[Submission, dict]]) -> Iterable[tuple[Submission, dict]]:
+        if not work:
+            return
+        # The autograder's bytes travel inside each task (a zip of a few hundred kB), not as data shared on the
+        # cluster: tasks with no dependency are handed to workers as they free up, where tasks depending on one
+        # worker's data would all be sent to that worker, and die with it.
+        autograders = {path: path.read_bytes() for path in {sub.sheet.zip for sub, _ in work}}
+        futures = {client.submit(grader, sub.notebook, sub.sheet.notebook, autograders[sub.sheet.zip], pure=False,
+                                 key=f"grade-{_safe_name(sub.id)}-{os.urandom(4).hex()}", **settings): sub
+                   for sub, settings in work}
+        try:
+            for future in as_completed(futures, loop=client.loop):  # (set_as_default=False: name its loop)
+                try:
+                    outcome = future.result()
+                except Exception as error:  # KilledWorker, or the task itself raised: this row, not the run
+                    outcome = {"status": ERROR, "note": f"grading failed on the Dask cluster ({type(error).__name__}: "
+                                                        f"{str(error)[:300]}); no question was graded"}
+                yield futures[future], outcome
+        finally:
+            client.cancel(list(futures))  # an interrupted run leaves no grading behind on the cluster
+    return run
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its affinity), at least 1."""
     try:
@@ -286,8 +320,13 @@ def usable_cores() -> int:
 
 def grade(submissions: Path, autograders: Path, out: Path, *, jobs: int | None = None,
           timeout: int = DEFAULT_TIMEOUT, cell_timeout: int = DEFAULT_CELL_TIMEOUT, profile: str = "smoke",
-          runner: Runner | None = None, progress: Callable[[str], None] | None = print) -> Path:
-    """Grade every file under ``submissions``; write the gradebook and feedback into ``out``; return the gradebook."""
+          runner: Runner | None = None, scheduler: str | None = None,
+          progress: Callable[[str], None] | None = print) -> Path:
+    """Grade every file under ``submissions``; write the gradebook and feedback into ``out``; return the gradebook.
+
+    Submissions are graded by ``runner``; by default on the Dask cluster of ``scheduler`` or ``KIT_SCHEDULER``
+    when one is named (``dask_runner``), else in ``jobs`` local processes at a time (``local_runner``).
+    """
     sheets = load_sheets(autograders)
     root, out = Path(submissions), Path(out)
     subs = [read_submission(p, root, sheets) for p in discover(root)]
@@ -303,10 +342,17 @@ def grade(submissions: Path, autograders: Path, out: Path, *, jobs: int | None =
             outcomes[sub.id] = kept
         else:
             work.append((sub, settings))
+    where = f"{jobs or usable_cores()} at a time"
+    if runner is None:
+        dask = cluster.client(scheduler) if work else None
+        if dask is not None:
+            runner = dask_runner(dask)
+            where = f"on the Dask cluster at {dask.scheduler.address}, {len(dask.scheduler_info()['workers'])} workers"
+        else:
+            runner = local_runner(jobs or usable_cores())
     if progress:
-        progress(f"{len(subs)} submissions: {len(work)} to grade, {len(outcomes)} known "
-                 f"({jobs or usable_cores()} at a time)")
-    for sub, outcome in (runner or local_runner(jobs or usable_cores()))(work):
+        progress(f"{len(subs)} submissions: {len(work)} to grade, {len(outcomes)} known ({where})")
+    for sub, outcome in runner(work):
         store.write_json(out / "results" / f"{_key(sub, settings)}.json", outcome)  # kept the moment it ends
         outcomes[sub.id] = outcome
         if progress:

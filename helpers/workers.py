@@ -178,7 +178,11 @@ class LocalPool:
 
 
 class DaskPool:
-    """The workers of the Dask cluster behind ``client``; the scheduler retries a run whose worker died."""
+    """The workers of the Dask cluster behind ``client``; the scheduler retries a run whose worker died.
+
+    A result still on a worker when it dies is lost with it, and Dask computes it again: that run trains twice,
+    while this process still writes its record once.
+    """
 
     tries = 1  # the scheduler has already retried it (its allowed-failures)
     death = "the Dask worker training this run died, also when the scheduler tried it again"

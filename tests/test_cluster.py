@@ -77,7 +77,7 @@ def train(x, seed, log, pause=0.0, die_at=None):
     h = History()
     h.append_epoch(epoch=0, train_loss=float(x) * (seed + 1), val_loss=1.0 / (1 + x))
     with open(log, "a") as f:
-        f.write(f"done {x}\\n")
+        f.write(f"done {x} {os.getpid()}\\n")
     return h
 """
 
@@ -141,7 +141,13 @@ def test_a_worker_killed_mid_grid_has_its_run_retried_and_every_point_trained_on
     killer.join()
     assert killed, "run 2 started and its worker was killed"
     assert _lines(log, "start").count("2") == 2, "run 2 was tried again"
-    assert sorted(_lines(log, "done")) == [str(x) for x in range(6)], "every point finished exactly once"
+    finished = [line.split()[1:] for line in log.read_text().splitlines() if line.startswith("done")]
+    assert sorted({x for x, _ in finished}) == [str(x) for x in range(6)], "every point finished"
+    # A run trains twice only when its result died with the killed worker before this process fetched it
+    # (Dask computes a lost result again); any other run finishes exactly once.
+    again = [x for x in {x for x, _ in finished} if [y for y, _ in finished].count(x) > 1]
+    assert all([pid for y, pid in finished if y == x][0] == str(killed[0]) for x in again), finished
+    assert len(again) <= 1 and len(finished) == 6 + len(again), finished
     assert "error" not in frame and list(frame["final_train_loss"]) == [float(x) for x in range(6)]
     assert len(list((Path(os.environ["KIT_CACHE"]) / "runs" / "train").glob("*.json"))) == 6
 

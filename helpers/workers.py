@@ -3,13 +3,18 @@
 ``train_once`` runs the training function once and turns what it returned into the parts of a run record
 (JSON-able, plus the trained weights when asked); it is the same code in this process, in a local worker
 and on a Dask worker, and it trains on ``device.WORKER_THREADS`` torch thread everywhere (torch's sums, and
-so a run's last digits, change with the thread count), so a run's numbers do not depend on where it trained. Workers only train and hand the
-outcome back: the process that called ``run_grid`` writes every record (``helpers.experiments``), so no
-worker needs the cache folder.
+so a run's last digits, change with the thread count), so a run's numbers do not depend on where it trained.
+Workers only train and hand the outcome back: the process that called ``run_grid`` writes every record
+(``helpers.experiments``), so no worker needs the cache folder.
 
 The training function and its fixed settings travel once per grid as cloudpickle bytes (functions defined in
 a notebook go by value). A local worker keeps the last function it unpickled, so later runs of the grid
-send only their settings; on Dask the bytes are one task's result, fetched once by each worker. A worker trains one run at a time.
+send only their settings; on Dask the bytes are one task's result, fetched once by each worker. A worker
+trains one run at a time.
+
+Both pools are futures of existing engines: joblib's loky executor here, a ``distributed`` client's executor on
+a cluster. Not joblib's ``Parallel`` (nor its dask backend): it stops the whole call at the first dead worker,
+while a grid writes each record as its run finishes and reports a dead run by its grid point and goes on.
 """
 from __future__ import annotations
 

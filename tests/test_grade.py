@@ -47,9 +47,20 @@ def test_a_notebook_without_otter_metadata_is_routed_by_its_file_name(tmp_path, 
     path = tmp_path / "bob_01_demo.ipynb"
     path.write_text(json.dumps({"cells": [], "metadata": [], "nbformat": 4}))  # metadata of the wrong type, even
     sub = g.read_submission(path, tmp_path, sheets)
-    assert sub.sheet.assignment == "demo" and "graded as demo by its file name" in sub.notes[0]
+    assert sub.sheet.assignment == "demo" and "graded as demo by its file or folder name" in sub.notes[0]
     assert json.loads(sub.notebook)["metadata"]["otter"]["assignment_name"] == "demo"
     assert "no grader.check cell for q1" in sub.notes[-1]
+
+
+def test_a_folder_per_sheet_names_the_sheet_of_the_notebooks_in_it(tmp_path, sheets):
+    (tmp_path / "01_demo").mkdir()
+    path = tmp_path / "01_demo" / "alice.ipynb"
+    path.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4}))
+    assert g.read_submission(path, tmp_path, sheets).sheet.assignment == "demo"
+    (tmp_path / "misc").mkdir()
+    (tmp_path / "misc" / "alice.ipynb").write_bytes(path.read_bytes())
+    sub = g.read_submission(tmp_path / "misc" / "alice.ipynb", tmp_path, sheets)
+    assert sub.sheet is None and "cannot tell which sheet" in sub.problem
 
 
 @pytest.mark.parametrize("name, content, problem", [

@@ -120,9 +120,9 @@ def read_submission(path: Path, root: Path, sheets: dict[str, Sheet]) -> Submiss
     except (ValueError, KeyError, TypeError) as error:
         sub.problem = f"not a valid notebook ({type(error).__name__}: {str(error)[:120]})"
         return sub
-    sub.sheet = _sheet_of(nb, path, sheets)
+    sub.sheet = _sheet_of(nb, path.relative_to(root), sheets)
     if sub.sheet is None:
-        sub.problem = (f"cannot tell which sheet this is (no otter assignment name; the file name matches none of "
+        sub.problem = (f"cannot tell which sheet this is (no otter assignment name; neither the file's name nor its folders' name one of "
                        f"{', '.join(s.notebook for s in sheets.values())})")
         return sub
     if not isinstance(nb.get("metadata"), dict):
@@ -132,7 +132,7 @@ def read_submission(path: Path, root: Path, sheets: dict[str, Sheet]) -> Submiss
     otter_meta = nb["metadata"]["otter"]
     if otter_meta.get("assignment_name") != sub.sheet.assignment:
         # otter refuses a notebook without its sheet's name; the sheet was told from the file name
-        sub.notes.append(f"no otter assignment name in the notebook: graded as {sub.sheet.assignment} by its file name")
+        sub.notes.append(f"no otter assignment name in the notebook: graded as {sub.sheet.assignment} by its file or folder name")
         otter_meta["assignment_name"] = sub.sheet.assignment
         data = json.dumps(nb).encode()
     sub.notebook = data
@@ -167,15 +167,19 @@ def _notebook_from_zip(path: Path, sub: Submission) -> bytes | None:
         return None
 
 
-def _sheet_of(nb: dict, path: Path, sheets: dict[str, Sheet]) -> Sheet | None:
-    """The sheet named in the notebook's otter metadata, else the one whose file name the path contains."""
+def _sheet_of(nb: dict, where: Path, sheets: dict[str, Sheet]) -> Sheet | None:
+    """The sheet named in the notebook's otter metadata, else the one whose name the file's name or folder holds."""
     meta = nb.get("metadata")
     otter_meta = meta.get("otter") if isinstance(meta, dict) else None
     name = otter_meta.get("assignment_name") if isinstance(otter_meta, dict) else None
     if isinstance(name, str) and name in sheets:
         return sheets[name]
-    stems = [s for s in sheets.values() if Path(s.notebook).stem in path.name]
-    return stems[0] if len(stems) == 1 else None
+    # a TA's folder per sheet (submissions/01_backprop_autodiff/alice.ipynb) names the sheet as well as a file name does
+    for part in reversed(where.parts):
+        stems = [s for s in sheets.values() if Path(s.notebook).stem in part]
+        if len(stems) == 1:
+            return stems[0]
+    return None
 
 
 def _check_cell_notes(cells: list, sheet: Sheet) -> list[str]:

@@ -6,7 +6,7 @@ before any student hands anything in (tests/test_assignments.py, benchmarks/grad
 - ``master``: the solved sheet (full points);
 - ``untouched``: the student version as distributed (0 on every code question);
 - ``solved-<q>``: the student version with question q's solution pasted back (exactly q's points);
-- ``broken-cell``: the solved sheet with a lesson cell that does not parse (graded, and the row says so);
+- ``broken-cell``: the solved sheet with a lesson cell that ends in an error (full points, and the row says so);
 - ``no-check-cell`` and ``moved-cells``: a deleted, and a moved and duplicated, ``grader.check`` cell.
 """
 from __future__ import annotations
@@ -70,9 +70,14 @@ def samples(master: Path, dist: Path) -> dict[str, dict]:
     code = [i for i, c in enumerate(solved["cells"]) if c["cell_type"] == "code"
             and "otter_answer_cell" not in c.get("metadata", {}).get("tags", []) and "grader." not in _source(c)]
     broken = copy.deepcopy(solved)
-    broken["cells"][code[len(code) // 2]]["source"] = "this is not python ("  # a lesson cell, midway
+    # A lesson cell midway ends in a line that fails. What ran above it stands, so every question can still
+    # pass; a cell that never parses would take its definitions with it, and the questions using them fail.
+    lesson = broken["cells"][code[len(code) // 2]]
+    lesson["source"] = _source(lesson).rstrip() + "\nprint(a_name_the_student_never_defined)"
     out["broken-cell"] = broken
-    checks = [i for i, c in enumerate(solved["cells"]) if "grader.check(" in _source(c)]
+    # A check cell is the call alone (the setup cell may mention grader.check in a comment).
+    checks = [i for i, c in enumerate(solved["cells"]) if c["cell_type"] == "code"
+              and _source(c).strip().startswith("grader.check(")]
     missing = copy.deepcopy(solved)
     missing["cells"].pop(checks[0])
     out["no-check-cell"] = missing

@@ -122,8 +122,8 @@ def read_submission(path: Path, root: Path, sheets: dict[str, Sheet]) -> Submiss
         return sub
     sub.sheet = _sheet_of(nb, path.relative_to(root), sheets)
     if sub.sheet is None:
-        sub.problem = (f"cannot tell which sheet this is (no otter assignment name; neither the file's name nor its folders' name one of "
-                       f"{', '.join(s.notebook for s in sheets.values())})")
+        sub.problem = (f"cannot tell which sheet this is (no otter assignment name, and neither its file name nor a "
+                       f"folder's names one of {', '.join(s.notebook for s in sheets.values())})")
         return sub
     if not isinstance(nb.get("metadata"), dict):
         nb["metadata"] = {}
@@ -131,8 +131,9 @@ def read_submission(path: Path, root: Path, sheets: dict[str, Sheet]) -> Submiss
         nb["metadata"]["otter"] = {}
     otter_meta = nb["metadata"]["otter"]
     if otter_meta.get("assignment_name") != sub.sheet.assignment:
-        # otter refuses a notebook without its sheet's name; the sheet was told from the file name
-        sub.notes.append(f"no otter assignment name in the notebook: graded as {sub.sheet.assignment} by its file or folder name")
+        # otter refuses a notebook without its sheet's name; the sheet was told from the file or folder name
+        sub.notes.append(f"no otter assignment name in the notebook: graded as {sub.sheet.assignment} "
+                         "by its file or folder name")
         otter_meta["assignment_name"] = sub.sheet.assignment
         data = json.dumps(nb).encode()
     sub.notebook = data
@@ -174,7 +175,7 @@ def _sheet_of(nb: dict, where: Path, sheets: dict[str, Sheet]) -> Sheet | None:
     name = otter_meta.get("assignment_name") if isinstance(otter_meta, dict) else None
     if isinstance(name, str) and name in sheets:
         return sheets[name]
-    # a TA's folder per sheet (submissions/01_backprop_autodiff/alice.ipynb) names the sheet as well as a file name does
+    # a TA's folder per sheet (01_backprop_autodiff/alice.ipynb) names the sheet as well as a file name does
     for part in reversed(where.parts):
         stems = [s for s in sheets.values() if Path(s.notebook).stem in part]
         if len(stems) == 1:

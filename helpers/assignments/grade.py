@@ -44,6 +44,7 @@ from .plugin import CELL_TIMEOUT_ENV, REPORT_ENV
 
 GRADEBOOK = "gradebook.csv"
 DETAILS = "gradebook.json"  # the same rows with every test's outcome, for scripts
+NOTEBOOKS = "notebooks"     # <out>/notebooks/<safe name>.ipynb: the notebook each row graded
 GRADED, TAMPERED, TIMEOUT, ERROR, NOT_GRADABLE = "graded", "tampered", "timeout", "error", "not gradable"
 DEFAULT_TIMEOUT = 900
 DEFAULT_CELL_TIMEOUT = 300
@@ -82,6 +83,7 @@ class Submission:
 
     id: str                      # its path inside the submissions folder
     notebook: bytes | None = None
+    collected: float = 0.0       # the handed-in file's modification time (when it was collected), epoch seconds
     sheet: Sheet | None = None
     problem: str | None = None   # why it cannot be graded
     tampered: list[str] = field(default_factory=list)
@@ -100,7 +102,7 @@ def discover(folder: Path) -> list[Path]:
 
 def read_submission(path: Path, root: Path, sheets: dict[str, Sheet]) -> Submission:
     """Open one handed-in file: a notebook, a kit bundle (verified) or a zip holding one notebook."""
-    sub = Submission(str(path.relative_to(root)))
+    sub = Submission(str(path.relative_to(root)), collected=path.stat().st_mtime)
     if path.stat().st_size > MAX_BYTES:
         sub.problem = f"too large to be a sheet ({path.stat().st_size / 1e6:.0f} MB; a notebook is far below {MAX_BYTES / 1e6:.0f} MB)"
         return sub
@@ -418,7 +420,17 @@ def write_gradebook(subs: list[Submission], outcomes: dict[str, dict], sheets: d
     writer.writeheader()
     writer.writerows(rows)
     gradebook = store.write_text(out / GRADEBOOK, buffer.getvalue())
-    store.write_json(out / DETAILS, [{"submission": sub.id, "row": row, "outcome": outcomes[sub.id]}
+    # Each graded notebook is kept beside the gradebook, so that marking and reports read exactly what was graded.
+    kept = {}
+    if (out / NOTEBOOKS).is_dir():
+        shutil.rmtree(out / NOTEBOOKS)
+    for sub in subs:
+        if sub.notebook is not None:
+            kept[sub.id] = f"{NOTEBOOKS}/{_safe_name(sub.id)}.ipynb"
+            store.write_bytes(out / kept[sub.id], sub.notebook)
+    store.write_json(out / DETAILS, [{"submission": sub.id, "row": row, "outcome": outcomes[sub.id],
+                                      "notebook": kept.get(sub.id), "collected": sub.collected,
+                                      "sha256": hashlib.sha256(sub.notebook).hexdigest() if sub.notebook else None}
                                      for sub, row in zip(subs, rows)], indent=1)
     feedback = out / "feedback"
     if feedback.is_dir():

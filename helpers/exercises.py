@@ -7,7 +7,10 @@ writes it.
 - ``needs(task)``: a cell that uses an exercise runs once the exercise is written. Until then the cell
   prints one line naming the task and is skipped, so an unfinished sheet still runs top to bottom.
 - ``expect_close`` / ``expect_equal``: the assertions of the sheets' tests; a failure says what was
-  expected, what came, and where to look.
+  expected, what came, and where to look. When a sheet is graded they only report what they got: the
+  verdict is decided outside the student's process (``helpers.assignments.verdict``).
+- ``expect_reference``: a value that must match the course's solution on the same inputs; only the grader
+  knows it, so a student's check sees whether a number came, and grading sees whether it is the right one.
 - ``time_limit``: a test's time budget, so a correct but exponential solution fails with a reason
   instead of hanging the grader.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -69,32 +72,74 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
-def expect_close(got: Any, want: Any, what: str, where: str, *, rtol: float = 1e-6, atol: float = 1e-9) -> None:
-    """Raise AssertionError (expected, got, where to look) unless ``got`` equals ``want`` up to rounding."""
+# While a grader runs a sheet's tests (helpers.assignments.probes), it sets this: each expectation then hands
+# what the test got to the grader and goes on. The grader decides pass or fail in another process.
+_observer: Callable[..., None] | None = None
+
+
+def close_mismatch(got: Any, want: Any, what: str, where: str, *, rtol: float = 1e-6, atol: float = 1e-9) -> str | None:
+    """Why ``got`` is not ``want`` up to rounding (expected, got, where to look), or None when it is."""
     import numpy as np
 
     if got is None or got is Ellipsis:
-        raise AssertionError(f"{what}: expected {_shown(want)}, got {got!r} (nothing computed yet). "
-                             f"Look at {where}.")
+        return f"{what}: expected {_shown(want)}, got {got!r} (nothing computed yet). Look at {where}."
     try:
         got_arr = np.asarray(got.detach().cpu() if hasattr(got, "detach") else got, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise AssertionError(f"{what}: expected a number or an array like {_shown(want)}, got "
-                             f"{type(got).__name__} {got!r}. Look at {where}.") from error
+    except (TypeError, ValueError):
+        return (f"{what}: expected a number or an array like {_shown(want)}, got "
+                f"{type(got).__name__} {str(got)[:200]}. Look at {where}.")
     want_arr = np.asarray(want, dtype=float)
     if got_arr.shape != want_arr.shape:
-        raise AssertionError(f"{what}: expected shape {want_arr.shape}, got shape {got_arr.shape}. Look at {where}.")
+        return f"{what}: expected shape {want_arr.shape}, got shape {got_arr.shape}. Look at {where}."
     if not np.allclose(got_arr, want_arr, rtol=rtol, atol=atol, equal_nan=True):
         diff = np.abs(got_arr - want_arr)
         worst = float(np.nanmax(diff)) if diff.size else math.nan
-        raise AssertionError(f"{what}: expected {_shown(want)}, got {_shown(got)} (largest difference "
-                             f"{worst:.3g}). Look at {where}.")
+        return (f"{what}: expected {_shown(want)}, got {_shown(got)} (largest difference "
+                f"{worst:.3g}). Look at {where}.")
+    return None
+
+
+def equal_mismatch(got: Any, want: Any, what: str, where: str) -> str | None:
+    """Why ``got`` is not ``want`` (expected, got, where to look), or None when they are equal."""
+    try:
+        same = bool(got == want)
+    except (TypeError, ValueError):  # e.g. an array compared with a list: not the plain value asked for
+        same = False
+    return None if same else f"{what}: expected {_shown(want)}, got {_shown(got)}. Look at {where}."
+
+
+def expect_close(got: Any, want: Any, what: str, where: str, *, rtol: float = 1e-6, atol: float = 1e-9) -> None:
+    """Raise AssertionError (expected, got, where to look) unless ``got`` equals ``want`` up to rounding."""
+    if _observer is not None:
+        _observer("close", got, want, what, where, rtol=rtol, atol=atol)
+        return
+    message = close_mismatch(got, want, what, where, rtol=rtol, atol=atol)
+    if message:
+        raise AssertionError(message)
 
 
 def expect_equal(got: Any, want: Any, what: str, where: str) -> None:
     """Raise AssertionError (expected, got, where to look) unless ``got == want``."""
-    if not got == want:
-        raise AssertionError(f"{what}: expected {_shown(want)}, got {_shown(got)}. Look at {where}.")
+    if _observer is not None:
+        _observer("equal", got, want, what, where)
+        return
+    message = equal_mismatch(got, want, what, where)
+    if message:
+        raise AssertionError(message)
+
+
+def expect_reference(got: Any, what: str, where: str, *, rtol: float = 1e-6, atol: float = 1e-9) -> None:
+    """``got`` must equal what the course's own solution gives on the same inputs, up to rounding.
+
+    Only the grader knows that value: here (``grader.check``) this checks that ``got`` is a number or an array
+    of numbers; when the sheet is graded, ``got`` is compared with the solution's, outside the notebook.
+    """
+    if _observer is not None:
+        _observer("close", got, got, what, where, rtol=rtol, atol=atol)
+        return
+    message = close_mismatch(got, got, what, where, rtol=rtol, atol=atol)
+    if message:
+        raise AssertionError(message)
 
 
 @contextmanager

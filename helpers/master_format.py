@@ -10,7 +10,8 @@ the student notebook and the autograder; this module only reads the format:
 - ``questions``: each question's name, points, kind and heading;
 - ``solution_lines`` / ``given_lines``: the code a student writes, and the code a student is given;
 - ``printed_form``: a solution cell as the solved sheet prints it, without markers and prompts;
-- ``is_boundary`` / ``test_cells``: the cells the solved sheet's PDF leaves out.
+- ``is_boundary`` / ``test_cells``: the cells the solved sheet's PDF leaves out;
+- ``question_tests``: each test function with its question (the grader runs them as probes).
 """
 from __future__ import annotations
 
@@ -135,6 +136,40 @@ def is_hidden_test(cell: Mapping[str, Any]) -> bool:
         return True
     config = text.split("# END TEST CONFIG")[0] if "# BEGIN TEST CONFIG" in text else ""
     return bool(re.search(r"^\s*hidden:\s*true\s*$", config, re.MULTILINE))
+
+
+@dataclass(frozen=True)
+class Test:
+    """One test function of a master: its question, its function's name, whether it is hidden, its source."""
+
+    question: str
+    name: str
+    hidden: bool
+    source: str
+
+
+_TEST_DEF = re.compile(r"^def (test_\w+)\(", re.MULTILINE)
+
+
+def question_tests(cells: Sequence[Mapping[str, Any]]) -> list[Test]:
+    """Every test function of a master, in order, with its question (exception-based tests: one per cell)."""
+    found, question = [], None
+    tests = test_cells(cells)
+    for index, cell in enumerate(cells):
+        kind = _kind(cell)
+        if kind == "BEGIN QUESTION":
+            question = str(_config(cell)["name"])
+        elif kind == "END QUESTION":
+            question = None
+        elif index in tests and question is not None:
+            text = _source(cell)
+            names = _TEST_DEF.findall(text)
+            if len(names) != 1:
+                raise ValueError(f"cell {index + 1} ({question}): a test cell holds exactly one 'def test_…(…)' "
+                                 f"function; found {len(names)}")
+            body = "\n".join(line for line in text.splitlines() if not line.strip().upper().startswith("# HIDDEN"))
+            found.append(Test(question, names[0], is_hidden_test(cell), body))
+    return found
 
 
 def _split_lines(cells: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:

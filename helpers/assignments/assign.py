@@ -17,19 +17,25 @@ and a README for students.
 """
 from __future__ import annotations
 
+import compileall
+import io
 import json
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import master_format, store
 from ..config import REPO_ROOT
+from . import expected
 
+KIT_ZIP = "kit.zip"  # dist/autograder/kit.zip: the student kit, as each grading sandbox mounts it
 SHARED_CONFIG = "assignment.yml"
 STUDENT_README = """\
 # Your sheets
@@ -101,8 +107,32 @@ def _staged(master: Path, stage: Path, found: list[master_format.Question]) -> P
     return copy
 
 
-def assign_one(master: Path, dist: Path, timeout: int = 600) -> Assigned:
-    """Run otter assign on one master; write its student notebook and autograder into ``dist``."""
+def copy_student_kit(dest: Path) -> Path:
+    """Copy the kit as students get it (``helpers/``) to ``dest/helpers``; return that folder."""
+    target = Path(dest) / "helpers"
+    shutil.copytree(REPO_ROOT / "helpers", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
+
+
+def student_kit_zip() -> bytes:
+    """The student kit as a zip (``helpers/…``): what a sandbox mounts when it grades a submission."""
+    with tempfile.TemporaryDirectory(prefix="kit-student-kit-") as tmp:
+        root = Path(tmp)
+        copy_student_kit(root)
+        # Compiled once here: the sandbox mounts the kit read-only, so each submission would compile it again.
+        # Unchecked hash-based .pyc files hold no timestamp, so the same kit zips to the same bytes.
+        compileall.compile_dir(root, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(2020, 1, 1, 0, 0, 0))
+                    zf.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)  # fixed dates: same kit, same bytes
+        return buffer.getvalue()
+
+
+def assign_one(master: Path, dist: Path, timeout: int = 600, kit: bytes | None = None) -> Assigned:
+    """Run otter assign on one master; write its student notebook, autograder and grading file into ``dist``."""
     master = Path(master).resolve()
     found = check_master(master)
     with tempfile.TemporaryDirectory(prefix="kit-assign-") as tmp:
@@ -121,9 +151,17 @@ def assign_one(master: Path, dist: Path, timeout: int = 600) -> Assigned:
         solved = result / "autograder" / master.name
         if solved.is_file():
             store.write_bytes(dist / "autograder" / master.name, solved.read_bytes())
+    kit = kit if kit is not None else student_kit_zip()
+    out_kit = store.write_bytes(dist / "autograder" / KIT_ZIP, kit)
+    try:
+        grading = expected.build(master, out_student, dist / "autograder" / master.name, kit, timeout=timeout)
+    except ValueError as error:
+        raise AssignError(str(error)) from error
+    out_grading = store.write_json(dist / "autograder" / f"{master.stem}.grading.json", grading)
     name = master_format.assignment_config(read_cells(master)).get("name") or master.stem
     store.write_json(dist / "autograder" / f"{master.stem}.json", {
-        "assignment": str(name), "notebook": master.name, "zip": out_zip.name,
+        "assignment": str(name), "notebook": master.name, "zip": out_zip.name, "grading": out_grading.name,
+        "kit": out_kit.name,
         "questions": [{"name": q.name, "points": q.points, "manual": q.manual} for q in found]}, indent=1)
     return Assigned(master, out_student, out_zip, found)
 
@@ -137,7 +175,7 @@ def student_extras(dist: Path) -> None:
     deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     store.write_text(student / "requirements.txt", "\n".join(deps) + "\n")
     tmp = Path(tempfile.mkdtemp(prefix=".helpers-", dir=student))
-    shutil.copytree(REPO_ROOT / "helpers", tmp / "helpers", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    copy_student_kit(tmp)
     store.publish_dir(tmp / "helpers", student / "helpers", replace=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -161,8 +199,9 @@ def assign(masters: list[Path], dist: Path, extras: bool = True,
     if clash:  # the gradebook has one column per question
         raise AssignError(f"Question names must differ across sheets; used more than once: {', '.join(clash)}.")
     done = []
+    kit = student_kit_zip()
     for master in masters:
-        done.append(assign_one(Path(master), Path(dist)))
+        done.append(assign_one(Path(master), Path(dist), kit=kit))
         if progress:
             progress(f"  {Path(master).name}: {summary(read_cells(Path(master)))}")
     if extras:

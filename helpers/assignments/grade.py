@@ -25,12 +25,9 @@ import hashlib
 import io
 import json
 import os
+import queue
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +37,7 @@ from typing import Any
 
 from .. import cluster, store
 from ..export.bundle import MANIFEST, open_bundle
-from .plugin import CELL_TIMEOUT_ENV, REPORT_ENV
+from . import grading_run, sandbox, tamper
 
 GRADEBOOK = "gradebook.csv"
 DETAILS = "gradebook.json"  # the same rows with every test's outcome, for scripts
@@ -60,6 +57,8 @@ class Sheet:
     notebook: str          # the student notebook's file name, e.g. 01_backprop_autodiff.ipynb
     zip: Path
     questions: tuple[dict, ...]  # {"name", "points", "manual"} in the sheet's order
+    grading: Path | None = None  # <sheet>.grading.json: probes, skipped lesson cells, the master's values
+    kit: Path | None = None      # kit.zip: the student kit each sandbox mounts
 
 
 def load_sheets(autograders: Path) -> dict[str, Sheet]:
@@ -69,8 +68,13 @@ def load_sheets(autograders: Path) -> dict[str, Sheet]:
         data = store.read_json(info)
         if not isinstance(data, dict) or "assignment" not in data:
             continue
+        if not data.get("grading") or not info.with_name(data["grading"]).is_file() or \
+                not info.with_name(data.get("kit", "kit.zip")).is_file():
+            raise FileNotFoundError(f"{info} comes from an older make assign (no grading file or student kit beside "
+                                    "it): run `make assign` again.")
         sheets[data["assignment"]] = Sheet(data["assignment"], data["notebook"], info.with_name(data["zip"]),
-                                           tuple(data["questions"]))
+                                           tuple(data["questions"]), info.with_name(data["grading"]),
+                                           info.with_name(data.get("kit", "kit.zip")))
     if not sheets:
         raise FileNotFoundError(f"No autograders in {autograders}: run `make assign` first (it writes "
                                 "<sheet>.zip and <sheet>.json there).")
@@ -83,11 +87,11 @@ class Submission:
 
     id: str                      # its path inside the submissions folder
     notebook: bytes | None = None
-    collected: float = 0.0       # the handed-in file's modification time (when it was collected), epoch seconds
     sheet: Sheet | None = None
     problem: str | None = None   # why it cannot be graded
     tampered: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    collected: float = 0.0       # the handed-in file's modification time (when it was collected), epoch seconds
 
 
 def discover(folder: Path) -> list[Path]:
@@ -139,7 +143,7 @@ def read_submission(path: Path, root: Path, sheets: dict[str, Sheet]) -> Submiss
         otter_meta["assignment_name"] = sub.sheet.assignment
         data = json.dumps(nb).encode()
     sub.notebook = data
-    sub.notes += _check_cell_notes(cells, sub.sheet)
+    sub.notes += _check_cell_notes(cells, sub.sheet) + tamper.notes(cells)
     return sub
 
 
@@ -205,50 +209,6 @@ def _check_cell_notes(cells: list, sheet: Sheet) -> list[str]:
     return notes
 
 
-def grade_one(notebook: bytes, notebook_name: str, autograder: bytes, *, timeout: int = DEFAULT_TIMEOUT,
-              cell_timeout: int = DEFAULT_CELL_TIMEOUT, profile: str = "smoke") -> dict[str, Any]:
-    """Grade one notebook with ``otter run`` in a process group of its own; return the outcome as plain data."""
-    with tempfile.TemporaryDirectory(prefix="kit-grade-") as tmp:
-        tmp = Path(tmp)
-        (tmp / "out").mkdir()
-        nb_path, zip_path, report, log_path = tmp / notebook_name, tmp / "autograder.zip", tmp / "report.json", tmp / "log"
-        nb_path.write_bytes(notebook)
-        zip_path.write_bytes(autograder)
-        env = {**os.environ, "KIT_PROFILE": profile, "KIT_CACHE": str(tmp / "cache"), "KIT_OFFLINE": "1",
-               REPORT_ENV: str(report), CELL_TIMEOUT_ENV: str(cell_timeout), "MPLBACKEND": "Agg",
-               # one thread per grading process: several run side by side
-               "OMP_NUM_THREADS": "1", "KIT_THREADS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-        cmd = [sys.executable, "-m", "otter", "run", "--no-logo", "-a", str(zip_path), "-o", str(tmp / "out"),
-               str(nb_path)]
-        with open(log_path, "w+", encoding="utf-8", errors="replace") as log:
-            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # its own group: a timeout kills the kernel too
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                return {"status": TIMEOUT, "note": f"did not finish within {timeout} s: the notebook (or its "
-                                                   "kernel) was stopped; no question was graded"}
-            finally:
-                _kill_group(proc)  # a kernel left behind by a crash must not outlive its grading
-            log.seek(0)
-            tail = "\n".join(log.read().strip().splitlines()[-8:])
-        data = store.read_json(report) if report.is_file() else None
-        if not isinstance(data, dict) or not isinstance(data.get("questions"), dict):
-            why = "the kernel died" if "DeadKernel" in tail or "Kernel died" in tail else f"otter exited with {code}"
-            return {"status": ERROR, "note": f"grading failed ({why}); no question was graded", "log": tail}
-        return {"status": GRADED, "questions": data["questions"], "errors": data.get("errors", [])}
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill a grading process and everything it started (its kernel), if still there."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
-
-
 def _safe_name(submission_id: str) -> str:
     """A file name for a submission's feedback: readable, and distinct for distinct submissions."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", submission_id).strip("_")[:80] or "submission"
@@ -256,39 +216,85 @@ def _safe_name(submission_id: str) -> str:
 
 
 def _grader_version() -> str:
-    """Digest of this package's sources: a kept grade must not outlive the grading code that gave it."""
+    """Digest of the grading code (this package, the sandbox's runner, the verdict's comparisons): a kept grade
+    must not outlive the code that gave it."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).parent.parent / "exercises.py"]:
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
 
 
 def _key(sub: Submission, settings: dict) -> str:
-    """What decides a submission's grade: its notebook, its autograder, the grading code and settings."""
+    """What decides a submission's grade: its notebook, its sheet's grading file and kit, the grading code and
+    settings, and whether it ran in a sandbox."""
     return store.content_key({"notebook": hashlib.sha256(sub.notebook).hexdigest(),
-                              "autograder": hashlib.sha256(sub.sheet.zip.read_bytes()).hexdigest(),
-                              "grader": _grader_version(), **settings})
+                              "grading": hashlib.sha256(sub.sheet.grading.read_bytes()).hexdigest(),
+                              "kit": hashlib.sha256(sub.sheet.kit.read_bytes()).hexdigest(),
+                              "grader": _grader_version(), "sandbox": sandbox.unavailable() is None, **settings})
+
+
+def _crashed(error: BaseException, where: str = "") -> dict:
+    """The row of a submission whose grading itself failed (a bug in the kit, a broken machine): this row only."""
+    return {"status": ERROR, "note": f"grading failed{where} ({type(error).__name__}: {str(error)[:300]}); no "
+                                     "question was graded, and the other submissions were graded as usual"}
+
+
+def _task(sub: Submission) -> tuple:
+    """What grading one submission needs, as plain data: notebook, its name, the sheet's grading file, the kit."""
+    return sub.notebook, sub.sheet.notebook, store.read_json(sub.sheet.grading), sub.sheet.kit.read_bytes()
+
+
+def grade_task(notebook: bytes, notebook_name: str, grading: dict, kit: bytes, **settings: Any) -> dict:
+    """Grade one submission (``grading_run.grade_one``); anything raised becomes its row, never the run's end."""
+    try:
+        return grading_run.grade_one(notebook, notebook_name, grading, kit, **settings)
+    except Exception as error:  # noqa: BLE001 - one submission's failure is its own row
+        return _crashed(error)
 
 
 Runner = Callable[[list[tuple[Submission, dict]]], Iterable[tuple[Submission, dict]]]
 
 
-def local_runner(jobs: int) -> Runner:
-    """Grade submissions in ``jobs`` processes at a time on this machine; yield (submission, outcome) as they end."""
+def local_runner(jobs: int, grader: Callable[..., dict] = grade_task) -> Runner:
+    """Grade submissions in ``jobs`` sandboxes at a time on this machine; yield (submission, outcome) as they end.
+
+    Each concurrent slot grades as a user id of its own (``sandbox.UID_BASE`` + slot, when grading as root), so a
+    submission's process limit and files are its own.
+    """
     def run(work: list[tuple[Submission, dict]]) -> Iterable[tuple[Submission, dict]]:
+        slots: queue.Queue[int] = queue.Queue()
+        for slot in range(max(1, jobs)):
+            slots.put(slot)
+
+        def one(sub: Submission, settings: dict) -> dict:
+            slot = slots.get()
+            try:
+                return grader(*_task(sub), uid=sandbox.UID_BASE + slot, **settings)
+            finally:
+                slots.put(slot)
+
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [(sub, pool.submit(grade_one, sub.notebook, sub.sheet.notebook, sub.sheet.zip.read_bytes(),
-                                         **settings)) for sub, settings in work]
+            futures = [(sub, pool.submit(one, sub, settings)) for sub, settings in work]
             for sub, future in futures:
-                yield sub, future.result()
+                try:
+                    outcome = future.result()
+                except Exception as error:  # noqa: BLE001 - e.g. the grading file unreadable: this row only
+                    outcome = _crashed(error)
+                yield sub, outcome
     return run
 
 
-def dask_runner(client: Any, grader: Callable[..., dict] = grade_one) -> Runner:
+def _dask_grade(notebook: bytes, notebook_name: str, grading: dict, kit: bytes, **settings: Any) -> dict:
+    """``grade_task`` on a Dask worker: one task at a time per worker process, so its user id is its own."""
+    return grade_task(notebook, notebook_name, grading, kit, uid=sandbox.UID_BASE + 1000 + os.getpid() % 3000,
+                      **settings)
+
+
+def dask_runner(client: Any, grader: Callable[..., dict] = _dask_grade) -> Runner:
     """Grade submissions as tasks on a Dask cluster; yield (submission, outcome) as they end.
 
-    Each task is ``grader(notebook bytes, notebook name, autograder bytes, **settings)`` and returns plain
-    data, so a worker needs no shared folder, only the kit (``helpers`` importable) and otter. A worker that
+    Each task is ``grader(notebook bytes, notebook name, grading file, kit bytes, **settings)`` and returns plain
+    data, so a worker needs no shared folder, only the kit (``helpers`` importable) and bubblewrap. A worker that
     dies (its machine, or memory) has its task retried elsewhere, as Dask does; when that fails too, the
     submission's row says so and the others go on.
     """
@@ -300,8 +306,7 @@ def dask_runner(client: Any, grader: Callable[..., dict] = grade_one) -> Runner:
         # The autograder's bytes travel inside each task (a zip of a few hundred kB), not as data shared on the
         # cluster: tasks with no dependency are handed to workers as they free up, where tasks depending on one
         # worker's data would all be sent to that worker, and die with it.
-        autograders = {path: path.read_bytes() for path in {sub.sheet.zip for sub, _ in work}}
-        futures = {client.submit(grader, sub.notebook, sub.sheet.notebook, autograders[sub.sheet.zip], pure=False,
+        futures = {client.submit(grader, *_task(sub), pure=False,
                                  key=f"grade-{_safe_name(sub.id)}-{os.urandom(4).hex()}", **settings): sub
                    for sub, settings in work}
         try:
@@ -349,6 +354,12 @@ def grade(submissions: Path, autograders: Path, out: Path, *, jobs: int | None =
             outcomes[sub.id] = kept
         else:
             work.append((sub, settings))
+    why_not = sandbox.unavailable()
+    sandboxed = "bubblewrap" if why_not is None else f"none: {why_not}"
+    if progress:
+        progress("Each submission runs in a bubblewrap sandbox (no network, its own processes and folder, limits)."
+                 if why_not is None else f"No sandbox: {why_not}. Submissions run as plain processes that can read "
+                 "this machine's files (README: 'Grading without a sandbox').")
     where = f"{jobs or usable_cores()} at a time"
     if runner is None:
         dask = cluster.client(scheduler) if work else None
@@ -364,7 +375,7 @@ def grade(submissions: Path, autograders: Path, out: Path, *, jobs: int | None =
         outcomes[sub.id] = outcome
         if progress:
             progress(f"  {sub.id}: {outcome['status']}")
-    return write_gradebook(subs, outcomes, sheets, out)
+    return write_gradebook(subs, outcomes, sheets, out, sandboxed=sandboxed)
 
 
 def _row(sub: Submission, outcome: dict, sheets_questions: list[dict]) -> dict[str, Any]:
@@ -376,6 +387,7 @@ def _row(sub: Submission, outcome: dict, sheets_questions: list[dict]) -> dict[s
         notes.insert(0, "bundle does not verify: " + "; ".join(sub.tampered))
     if outcome.get("note"):
         notes.insert(0, outcome["note"])
+    notes[:0] = [f"limit: {limit}" for limit in outcome.get("limits", [])]
     errors = outcome.get("errors", [])
     if errors:
         notes.append("cells raised errors: " + "; ".join(f"code cell {e['code_cell']} ({e['error'][:80]})"
@@ -410,11 +422,18 @@ def _number(x: float) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
-def write_gradebook(subs: list[Submission], outcomes: dict[str, dict], sheets: dict[str, Sheet], out: Path) -> Path:
-    """Write ``gradebook.csv`` (one row per submission), ``gradebook.json`` and one feedback file per submission."""
+def write_gradebook(subs: list[Submission], outcomes: dict[str, dict], sheets: dict[str, Sheet], out: Path,
+                    sandboxed: str = "") -> Path:
+    """Write ``gradebook.csv`` (one row per submission), ``gradebook.json`` and one feedback file per submission.
+
+    The last column, ``sandbox``, says how the submissions ran: ``bubblewrap``, or ``none: <why>``.
+    """
     questions = [q for sheet in sheets.values() for q in sheet.questions]
     rows = [_row(sub, outcomes[sub.id], questions) for sub in subs]
-    columns = ["submission", "sheet", "status", "autograded", "possible"] + [q["name"] for q in questions] + ["note"]
+    for row in rows:
+        row["sandbox"] = sandboxed
+    columns = ["submission", "sheet", "status", "autograded", "possible"] + [q["name"] for q in questions] + \
+        ["note", "sandbox"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

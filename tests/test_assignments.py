@@ -204,7 +204,7 @@ def test_what_students_really_hand_in_gets_a_clear_row(gradebook):
     assert float(moved["autograded"]) == full, moved["note"]
     assert "appears 2 times" in moved["note"]
     endless = gradebook[f"endless/{SHEET1}"]
-    assert endless["status"] == "graded" and "TimeoutError" in endless["note"], endless["note"]
+    assert endless["status"] == "graded" and "the time budget of a cell" in endless["note"], endless["note"]
     assert float(endless["autograded"]) == full  # the rest of the notebook still ran
     dead = gradebook[f"dead/{SHEET1}"]
     assert dead["status"] == "error" and "kernel died" in dead["note"] and dead["autograded"] == ""
@@ -232,7 +232,7 @@ def test_a_second_run_grades_nothing_again(gradebook, dist, tmp_path):
     (subs / "untouched" / SHEET1).write_text(json.dumps(json.loads((dist / "student" / SHEET1).read_text())))
     lines = []
     grade(subs, dist / "autograder", out, jobs=1, timeout=400, cell_timeout=45, progress=lines.append)
-    assert lines[0].startswith("1 submissions: 0 to grade, 1 known")
+    assert any(line.startswith("1 submissions: 0 to grade, 1 known") for line in lines), lines
 
 
 def test_a_student_sheet_exports_with_a_page_per_question(dist, tmp_path):

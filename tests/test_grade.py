@@ -106,3 +106,50 @@ def test_rows_never_give_a_silent_zero(sheets):
 def test_feedback_files_never_overwrite_each_other():
     names = {g._safe_name(s) for s in ("a/b.ipynb", "a_b.ipynb", "a b.ipynb", "a/b.ipynb ")}
     assert len(names) == 4
+
+
+def _graded_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """Autograders of the demo sheet (a grading file and a kit beside them) and three submissions of it."""
+    auto = tmp_path / "autograder"
+    auto.mkdir()
+    (auto / "01_demo.zip").write_bytes(b"zip")
+    (auto / "01_demo.grading.json").write_text(json.dumps({"skip": [], "probes": [], "expected": {"questions": {}}}))
+    (auto / "kit.zip").write_bytes(b"kit")
+    (auto / "01_demo.json").write_text(json.dumps({"assignment": "demo", "notebook": "01_demo.ipynb", "zip": "01_demo.zip",
+                                                   "grading": "01_demo.grading.json", "questions": list(QUESTIONS)}))
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for who in ("alice", "bob", "carol"):
+        (subs / f"{who}.ipynb").write_text(json.dumps(notebook([code(f"# {who}")])))
+    return auto, subs
+
+
+def test_a_failure_while_grading_one_submission_is_that_row_alone(tmp_path):
+    """An exception in the kit's own grading code for one submission: its row says so, the others are as before."""
+    auto, subs = _graded_folder(tmp_path)
+
+    def grader(notebook_bytes, name, grading, kit, **settings):
+        if b"bob" in notebook_bytes:
+            raise OSError("disk full while unpacking the kit")
+        return {"status": g.GRADED, "questions": {"q1": {"score": 2.0, "possible": 2.0, "tests": []}}, "errors": []}
+
+    clean = g.grade(subs, auto, tmp_path / "clean", runner=g.local_runner(2, grader=lambda *a, **k: grader(
+        a[0].replace(b"bob", b"bo_"), *a[1:], **k)), progress=None)
+    faulty = g.grade(subs, auto, tmp_path / "faulty", runner=g.local_runner(2, grader=grader), progress=None)
+    import csv
+
+    before = {r["submission"]: r for r in csv.DictReader(clean.open())}
+    after = {r["submission"]: r for r in csv.DictReader(faulty.open())}
+    assert after["bob.ipynb"]["status"] == g.ERROR and "disk full" in after["bob.ipynb"]["note"]
+    assert after["bob.ipynb"]["autograded"] == ""
+    assert before["alice.ipynb"] == after["alice.ipynb"] and before["carol.ipynb"] == after["carol.ipynb"]
+    assert after["alice.ipynb"]["q1"] == "2"
+
+
+def test_an_old_autograder_folder_asks_for_make_assign(tmp_path, sheets):
+    auto = tmp_path / "autograder"
+    auto.mkdir()
+    (auto / "01_demo.json").write_text(json.dumps({"assignment": "demo", "notebook": "01_demo.ipynb", "zip": "x.zip",
+                                                   "questions": list(QUESTIONS)}))
+    with pytest.raises(FileNotFoundError, match="make assign"):
+        g.load_sheets(auto)

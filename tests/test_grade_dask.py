@@ -39,10 +39,12 @@ def toy_master(folder: Path) -> Path:
              _cell("code", 'import otter\ngrader = otter.Notebook("toy.ipynb")'),
              *_question("qtoy_add", "def add(a, b):\n    # BEGIN SOLUTION NO PROMPT\n    return a + b",
                         'raise NotImplementedError("write add")',
-                        "def test_add(add):\n    assert add(1, 2) == 3", "def test_add_more(add):\n    assert add(-1, 1) == 0"),
+                        "def test_add(add):\n    from helpers.exercises import expect_equal\n    expect_equal(add(1, 2), 3, 'add(1, 2)', 'add')",
+                        "def test_add_more(add):\n    from helpers.exercises import expect_equal\n    expect_equal(add(-1, 1), 0, 'add(-1, 1)', 'add')"),
              *_question("qtoy_mul", "def mul(a, b):\n    # BEGIN SOLUTION NO PROMPT\n    return a * b",
                         'raise NotImplementedError("write mul")',
-                        "def test_mul(mul):\n    assert mul(2, 3) == 6", "def test_mul_more(mul):\n    assert mul(-1, 4) == -4")]
+                        "def test_mul(mul):\n    from helpers.exercises import expect_equal\n    expect_equal(mul(2, 3), 6, 'mul(2, 3)', 'mul')",
+                        "def test_mul_more(mul):\n    from helpers.exercises import expect_equal\n    expect_equal(mul(-1, 4), -4, 'mul(-1, 4)', 'mul')")]
     nb = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                                        "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
     folder.mkdir(parents=True, exist_ok=True)
@@ -69,11 +71,11 @@ def local_cluster():
     cluster.close()
 
 
-def fake_grader(notebook: bytes, notebook_name: str, autograder: bytes, **settings) -> dict:
+def fake_grader(notebook: bytes, notebook_name: str, grading: dict, kit: bytes, **settings) -> dict:
     """Grades instantly; a notebook saying 'die' kills its worker process, as a machine that fails would."""
     if notebook == b"die":
         os._exit(1)
-    return {"status": GRADED, "questions": {}, "errors": [], "seen": [len(notebook), len(autograder), settings]}
+    return {"status": GRADED, "questions": {}, "errors": [], "seen": [len(notebook), len(kit), settings]}
 
 
 def test_a_dying_worker_costs_one_row_and_the_run_goes_on(local_cluster, tmp_path):
@@ -81,13 +83,15 @@ def test_a_dying_worker_costs_one_row_and_the_run_goes_on(local_cluster, tmp_pat
 
     zip_path = tmp_path / "toy.zip"
     zip_path.write_bytes(b"autograder bytes")
-    sheet = Sheet("toy", "toy.ipynb", zip_path, ())
+    (tmp_path / "toy.grading.json").write_text("{}")
+    (tmp_path / "kit.zip").write_bytes(b"kit bytes, sixteen")
+    sheet = Sheet("toy", "toy.ipynb", zip_path, (), tmp_path / "toy.grading.json", tmp_path / "kit.zip")
     work = [(Submission("alive", notebook=b"12345", sheet=sheet), {"timeout": 5}),
             (Submission("dies", notebook=b"die", sheet=sheet), {"timeout": 5}),
             (Submission("also-alive", notebook=b"123", sheet=sheet), {"timeout": 5})]
     with Client(local_cluster, set_as_default=False) as client:
         outcomes = {sub.id: outcome for sub, outcome in dask_runner(client, grader=fake_grader)(work)}
-    assert outcomes["alive"]["seen"] == [5, 16, {"timeout": 5}], "bytes in, plain data out"
+    assert outcomes["alive"]["seen"] == [5, 18, {"timeout": 5}], "bytes in, plain data out"
     assert outcomes["also-alive"]["status"] == GRADED
     assert outcomes["dies"]["status"] == ERROR and "KilledWorker" in outcomes["dies"]["note"]
 
@@ -106,7 +110,8 @@ def test_grade_runs_a_real_otter_assignment_on_the_cluster_named_by_kit_schedule
     monkeypatch.setenv("KIT_SCHEDULER", local_cluster.scheduler_address)
     lines: list[str] = []
     book = grade(subs, dist / "autograder", tmp_path / "grades", timeout=300, cell_timeout=60, progress=lines.append)
-    assert "on the Dask cluster at tcp://127.0.0.1" in lines[0] and "2 workers" in lines[0]
+    where = next(line for line in lines if "submissions:" in line)
+    assert "on the Dask cluster at tcp://127.0.0.1" in where and "2 workers" in where
     rows = {row["submission"]: row for row in csv.DictReader(book.read_text().splitlines())}
     assert rows["solved/toy.ipynb"]["status"] == "graded", rows["solved/toy.ipynb"]["note"]
     assert rows["solved/toy.ipynb"]["autograded"] == "2" and rows["solved/toy.ipynb"]["possible"] == "2"
@@ -114,7 +119,7 @@ def test_grade_runs_a_real_otter_assignment_on_the_cluster_named_by_kit_schedule
     # The results are kept as when grading locally: a second run grades nothing again.
     lines.clear()
     grade(subs, dist / "autograder", tmp_path / "grades", timeout=300, cell_timeout=60, progress=lines.append)
-    assert lines[0].startswith("2 submissions: 0 to grade, 2 known")
+    assert any(line.startswith("2 submissions: 0 to grade, 2 known") for line in lines), lines
 
 
 def test_an_unreachable_kit_scheduler_is_a_clear_error(tmp_path, monkeypatch):
@@ -123,8 +128,10 @@ def test_an_unreachable_kit_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     autograders = tmp_path / "autograder"
     autograders.mkdir()
     (autograders / "toy.zip").write_bytes(b"zip")
+    (autograders / "toy.grading.json").write_text("{}")
+    (autograders / "kit.zip").write_bytes(b"kit")
     (autograders / "toy.json").write_text(json.dumps({"assignment": "toy", "notebook": "toy.ipynb", "zip": "toy.zip",
-                                                      "questions": []}))
+                                                      "grading": "toy.grading.json", "questions": []}))
     (tmp_path / "subs").mkdir()
     (tmp_path / "subs" / "toy.ipynb").write_text(json.dumps({"cells": [], "metadata": {}}))
     with socket.socket() as s:  # a port nothing listens on

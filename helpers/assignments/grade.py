@@ -215,11 +215,16 @@ def _safe_name(submission_id: str) -> str:
     return f"{readable}-{hashlib.sha256(submission_id.encode()).hexdigest()[:8]}"
 
 
+# The modules that decide a grade (reports, marking and exports read grades; editing them regrades nothing)
+GRADING_CODE = ("grade", "grading_run", "kernel_run", "probes", "verdict", "sandbox", "expected", "tamper")
+
+
 def _grader_version() -> str:
     """Digest of the grading code (this package, the sandbox's runner, the verdict's comparisons): a kept grade
     must not outlive the code that gave it."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).parent.parent / "exercises.py"]:
+    here = Path(__file__).parent
+    for path in [here / f"{name}.py" for name in GRADING_CODE] + [here.parent / "exercises.py"]:
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
 

@@ -159,6 +159,9 @@ def grade_one(notebook: bytes, notebook_name: str, grading: dict, kit: bytes, *,
                                          "was graded", "log": last}
     errors = [e for e in run.get("errors", []) if isinstance(e, dict)][:50]
     notes = limit_notes(run, tail, limits, cell_timeout)
+    if run.get("kernel") == "died" and not isinstance(probes, dict):
+        return {"status": ERROR, "note": "; ".join(notes) + ": the notebook stopped there, so no question was graded",
+                "limits": [n for n in notes if n != "the kernel died"]}
     if not isinstance(probes, dict):
         notes.append("the tests could not run after the notebook (no probe report): every test fails")
     return {"status": GRADED, "questions": verdict.judge(grading["expected"], probes),

@@ -1,7 +1,10 @@
 // The marking page: one question across the class, one answer at a time; every change is saved when made.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = {question: null, items: [], answers: [], index: 0, answer: null, mark: null, pending: null};
+const state = {question: null, items: [], answers: [], index: 0, answer: null, mark: null, pending: null,
+               chain: Promise.resolve()};
+// Saves go one after another: a key pressed while a save is on its way builds on the mark that save returns.
+function queued(job) { state.chain = state.chain.then(job, job); return state.chain; }
 
 async function api(method, path, body) {
   const response = await fetch(path, {method, headers: {"Content-Type": "application/json"},
@@ -121,21 +124,29 @@ function showConflict(current, items, comment) {
   state.version = current ? current.version : state.version;
 }
 
-async function toggle(itemId) {
-  const items = state.mark ? [...state.mark.items] : [];
-  const at = items.indexOf(itemId);
-  if (at >= 0) items.splice(at, 1); else items.push(itemId);
-  await save(items, $("comment").value);
+function toggle(itemId) {
+  return queued(async () => {
+    if (!$("conflict").hidden) return;
+    const items = state.mark ? [...state.mark.items] : [];
+    const at = items.indexOf(itemId);
+    if (at >= 0) items.splice(at, 1); else items.push(itemId);
+    await save(items, $("comment").value);
+  });
 }
 
-async function saveComment() {
+function saveComment() {
   clearTimeout(state.pending); state.pending = null;
-  const comment = $("comment").value;
-  if (!state.answer || (state.mark ? state.mark.comment : "") === comment) return;
-  await save(state.mark ? state.mark.items : [], comment);
+  return queued(async () => {
+    const comment = $("comment").value;
+    if (!state.answer || (state.mark ? state.mark.comment : "") === comment) return;
+    await save(state.mark ? state.mark.items : [], comment);
+  });
 }
 
-async function go(index) { if (state.pending) await saveComment(); await openAnswer(index); }
+function go(index) {
+  if (state.pending) saveComment();
+  return queued(() => openAnswer(index));
+}
 
 async function editItem(item) {
   const points = prompt(`Points of item "${item.explanation}"`, item.points);
@@ -171,7 +182,7 @@ document.addEventListener("keydown", async (e) => {
   if (typing) { if (e.key === "Escape") { e.target.blur(); } return; }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   if (/^[1-9]$/.test(e.key)) { const item = state.items[parseInt(e.key, 10) - 1]; if (item) { e.preventDefault(); await toggle(item.id); } }
-  else if (e.key === "0") { e.preventDefault(); await save([], $("comment").value); }
+  else if (e.key === "0") { e.preventDefault(); await queued(() => save([], $("comment").value)); }
   else if (e.key === "n" || e.key === "ArrowRight") { e.preventDefault(); await go(state.index + 1); }
   else if (e.key === "p" || e.key === "ArrowLeft") { e.preventDefault(); await go(state.index - 1); }
   else if (e.key === "c") { e.preventDefault(); $("comment").focus(); }

@@ -231,6 +231,15 @@ def test_editing_a_rubric_item_rescores_every_answer_that_has_it(server, browser
     scores = {a["id"]: a["score"] for a in _answers(server, "q7_6_1")}
     assert [scores[i] for i in ids[:6]] == [0.5] * 5 + [1]
     assert "(half of it)" in page.inner_text("#items li:first-child")
+    page.click("#additem summary")  # a TA adds an item; --export-rubrics writes it for the master
+    page.fill("#newpoints", "-0.5")
+    page.fill("#newexpl", "States a ranking the table does not show.")
+    page.click("#addbtn")
+    page.wait_for_selector("#items li:nth-child(4):has-text('States a ranking')")
+    page.keyboard.press("4")
+    page.wait_for_selector("#saved:has-text('saved')")
+    added = json.loads(server.get("/api/questions/q7_6_1", token)[1])["items"][3]
+    assert added["points"] == -0.5 and added["origin"] == "alice"
 
 
 @needs_browser
@@ -327,6 +336,9 @@ def test_merged_gradebook_totals_are_code_plus_rubric_scores_and_feedback_names_
     _mark_all(store, score_items=lambda n: n % 3)
     last = store.table()[-1]
     store.reopen(last["answer"], "tester")
+    kinds = [(e["kind"], e["who"]) for e in store.audit(last["answer"])]
+    assert kinds == [("mark", "tester"), ("reopen", "tester")]
+    assert store.audit(last["answer"])[0]["after"]["score"] == last["score"]  # the audit log keeps the old mark
     merge.merge(grades, store, cli.sheet_points(dist))
     rows = list(csv.DictReader(io.StringIO((grades / "gradebook.csv").read_text())))
     table = store.table()
@@ -347,4 +359,31 @@ def test_merged_gradebook_totals_are_code_plus_rubric_scores_and_feedback_names_
     assert (grades / "feedback" / f"{Path(entry['notebook']).stem}.html").read_text().startswith("<!doctype html>")
     rubric_text = transfer.export_rubrics(store)
     assert "# q7_6_1\nrubric:\n- points: 1\n" in rubric_text
+    store.close()
+
+
+def test_an_answer_is_shown_as_written_and_nothing_of_the_student_runs():
+    from helpers.marking import render
+    shown = render.markdown("Loss $a_i * b_j$ and <script>alert(1)</script> ![x](attachment:p.png) ![y](http://e/x.png)"
+                            "\n\n$$\\sum_k w_{kj}$$", {"p.png": {"image/png": "AAAA"}})
+    assert "$a_i * b_j$" in shown and "$$\\sum_k w_{kj}$$" in shown   # math left whole for MathJax
+    assert "<script>" not in shown and "&lt;script&gt;" in shown
+    assert 'src="data:image/png;base64,AAAA"' in shown and "http://e/x.png" not in shown
+    table = render.outputs([{"output_type": "display_data", "data": {"text/html": "<table><script>x()</script></table>"}}])
+    assert table.startswith('<iframe class="out" sandbox=""') and "<script>" not in table
+
+
+def test_the_masters_rubric_is_reloaded_until_someone_marks_with_it(grades, dist):
+    from helpers.marking.answers import graded_answers, written_questions
+    store, _ = cli.open_store(grades, dist)
+    questions = written_questions(dist)
+    changed = dict(questions)
+    q = questions["q6_2_2"]
+    changed["q6_2_2"] = type(q)(**{**q.__dict__, "rubric": ({"points": 2.0, "explanation": "All of it.", "note": ""},)})
+    store.sync(changed, graded_answers(grades, changed))
+    assert [i["explanation"] for i in store.rubrics()["q6_2_2"]] == ["All of it."]
+    answer = next(a for a in store.table() if a["question"] == "q6_2_2")
+    store.set_mark(answer["answer"], [store.rubrics()["q6_2_2"][0]["id"]], "", 0, "tester")
+    store.sync(questions, graded_answers(grades, questions))  # marked with it: the store's rubric stays
+    assert [i["explanation"] for i in store.rubrics()["q6_2_2"]] == ["All of it."]
     store.close()

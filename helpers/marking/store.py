@@ -118,8 +118,10 @@ class MarkingStore:
                 self._db.execute("INSERT INTO questions VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                                  "sheet=excluded.sheet, points=excluded.points, position=excluded.position, "
                                  "text=excluded.text", (q.name, q.sheet, q.points, q.position, q.text))
-                if not self._db.execute("SELECT 1 FROM items WHERE question = ?", (q.name,)).fetchone():
-                    # The master's rubric seeds the store once; later edits are the TAs' (--export-rubrics).
+                if self._reseed(q):
+                    # The master's rubric seeds the store, and replaces it while nothing was marked or added by a TA;
+                    # after that the store's rubric is the one in use (--export-rubrics writes it for the master).
+                    self._db.execute("DELETE FROM items WHERE question = ?", (q.name,))
                     for position, item in enumerate(q.rubric):
                         self._db.execute("INSERT INTO items (question, position, points, explanation, note, origin) "
                                          "VALUES (?, ?, ?, ?, ?, 'master')", (q.name, position, item["points"],
@@ -152,6 +154,17 @@ class MarkingStore:
                         self._db.execute("UPDATE answers SET outputs = ? WHERE id = ?", (outputs, old["id"]))
                         counts["unchanged"] += 1
         return counts
+
+    def _reseed(self, q: WrittenQuestion) -> bool:
+        """Whether the store's rubric of ``q`` should (again) be the master's: nothing marked with it, no TA's item."""
+        items = [(r["points"], r["explanation"], r["note"], r["origin"]) for r in self._db.execute(
+            "SELECT * FROM items WHERE question = ? ORDER BY position, id", (q.name,))]
+        master = [(float(i["points"]), i["explanation"], i.get("note", ""), "master") for i in q.rubric]
+        if items == master:
+            return False
+        used = self._db.execute("SELECT 1 FROM marks m JOIN answers a ON a.id = m.answer WHERE a.question = ? LIMIT 1",
+                                (q.name,)).fetchone()
+        return not used and all(origin == "master" for *_, origin in items)
 
     # --- reading ---------------------------------------------------------------------------------------------
     def _items(self, question: str) -> list[dict]:

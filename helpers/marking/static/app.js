@@ -61,6 +61,8 @@ function drawItems() {
 
 function drawProgress() {
   const done = state.answers.filter((a) => a.marked).length;
+  const option = [...$("questions").options].find((o) => o.value === state.question.name);
+  if (option) option.textContent = option.textContent.replace(/\(\d+\/(\d+) marked\)/, `(${done}/$1 marked)`);
   $("barfill").style.width = `${state.answers.length ? 100 * done / state.answers.length : 0}%`;
   $("count").textContent = `${done} of ${state.answers.length} marked · answer ${state.index + 1} of ${state.answers.length}`;
   const strip = $("strip"); strip.innerHTML = "";

@@ -204,10 +204,20 @@ def test_three_answers_marked_with_the_keyboard_only(server, browser):
     page.wait_for_function("document.querySelector('#count').textContent.includes('answer 3 of')")
     page.keyboard.press("0")
     page.wait_for_function("document.querySelector('#count').textContent.startsWith('3 of 12 marked')")
+    page.keyboard.press("c")
+    page.keyboard.type("worst")  # a comment given before is offered
+    page.wait_for_selector("#suggest li:has-text('Name the worst run as well.')")
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(ROOT / "docs" / "marking.png"))
+    page.screenshot(path=str(ROOT / "docs" / "marking.png"), full_page=True)
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#comment').value === 'Name the worst run as well.'")
+    page.keyboard.press("Escape")
+    page.wait_for_function("document.querySelector('#saved').textContent.includes('saved')")
     marks = {a["id"]: a for a in _answers(server, "q7_6_1")}
     assert [marks[i]["score"] for i in order[:3]] == [1, 2, 0] and not marks[order[3]]["marked"]
+    third = json.loads(server.get(f"/api/answers/{order[2]}", server.token("bob"))[1])
+    assert third["mark"]["comment"] == "Name the worst run as well."
     second = json.loads(server.get(f"/api/answers/{order[1]}", server.token("bob"))[1])
     assert second["mark"]["comment"] == "Name the worst run as well." and second["mark"]["by"] == "alice"
     assert (ROOT / "docs" / "marking.png").stat().st_size < 150_000
@@ -347,9 +357,10 @@ def test_merged_gradebook_totals_are_code_plus_rubric_scores_and_feedback_names_
         for a in written:
             assert row[a["question"]] == ("unmarked" if not a["marked"] else f"{a['score']:g}")
         if row["submission"] == last["submission"]:
-            assert row["total"] == "" and row["marking"] == f"1 unmarked: {last['question']}"
+            assert row["total"] == row["written"] == "" and row["marking"] == f"1 unmarked: {last['question']}"
             continue
         assert row["marking"] == "complete" and row["total possible"] == "44"
+        assert float(row["written"]) == pytest.approx(sum(a["score"] for a in written))
         assert float(row["total"]) == pytest.approx(float(row["autograded"]) + sum(a["score"] for a in written))
     assert list(rows[0])[-1] == "note"
     some = next(a for a in table if a["items"])

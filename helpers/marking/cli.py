@@ -22,8 +22,9 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
 def open_store(grades: Path, dist: Path) -> tuple[MarkingStore, dict]:
     """The class's marking store, loaded with what ``make grade`` last wrote (marks of unchanged answers kept)."""
     questions = written_questions(dist)
+    graded = graded_answers(grades, questions)  # first: a wrong folder must not get a store
     store = MarkingStore(Path(grades) / FILE)
-    counts = store.sync(questions, graded_answers(grades, questions))
+    counts = store.sync(questions, graded)
     return store, counts
 
 

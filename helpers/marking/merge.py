@@ -5,8 +5,8 @@ feedback from ``gradebook.json`` and the marking store (so it can run again afte
 
 - each written question's column holds its score, or ``unmarked``;
 - ``written`` sums the written scores, ``total`` is code plus written over ``total possible`` (every point of the
-  sheet), and ``marking`` says ``complete`` or names the unmarked answers. A total is left empty while any answer
-  is unmarked: it is never computed from missing marks;
+  sheet), and ``marking`` says ``complete`` or names the unmarked answers. ``written`` and ``total`` are left empty
+  while any answer is unmarked: no sum is ever computed from missing marks;
 - ``feedback/<submission>.md`` (and an ``.html`` copy) lists the failed tests, every rubric item received with its
   explanation, and the TA's comments.
 """
@@ -50,7 +50,7 @@ def merge(grades: Path, store: MarkingStore, sheet_points: dict[str, float]) -> 
         scored = row.get("status") in SCORED and entry.get("notebook")
         if scored:
             got = sum(a["score"] for a in written.values() if a["marked"])
-            row["written"] = _number(got)
+            row["written"] = "" if unmarked else _number(got)
             row["total possible"] = _number(sheet_points.get(row.get("sheet"), 0.0))
             row["marking"] = "complete" if not unmarked else f"{len(unmarked)} unmarked: {', '.join(unmarked)}"
             row["total"] = "" if unmarked else _number(float(row.get("autograded") or 0) + got)

@@ -170,10 +170,11 @@ async function refreshScores(answers) {
 
 async function suggest() {
   const text = $("comment").value;
+  state.pick = null;
   const {data} = await api("GET", `/api/questions/${encodeURIComponent(state.question.name)}/comments?q=${encodeURIComponent(text)}`);
   const list = $("suggest"); list.innerHTML = "";
   for (const c of data.filter((c) => c !== text)) {
-    const li = document.createElement("li"); li.textContent = `↳ ${c}`;
+    const li = document.createElement("li"); li.textContent = `↳ ${c}`; li.dataset.text = c;
     li.addEventListener("mousedown", (e) => { e.preventDefault(); $("comment").value = c; list.innerHTML = ""; saveComment(); });
     list.appendChild(li);
   }
@@ -181,7 +182,17 @@ async function suggest() {
 
 document.addEventListener("keydown", async (e) => {
   const typing = e.target === $("comment") || e.target.tagName === "INPUT" || e.target.tagName === "SELECT";
-  if (typing) { if (e.key === "Escape") { e.target.blur(); } return; }
+  if (typing) {
+    if (e.key === "Escape") e.target.blur();
+    const offered = $("suggest").querySelector("li");
+    if (e.target === $("comment") && offered && (e.key === "ArrowDown" || (e.key === "Enter" && state.pick))) {
+      // ArrowDown picks the first comment offered, Enter takes it: comments are reused without the mouse
+      e.preventDefault();
+      if (e.key === "ArrowDown") { state.pick = offered.dataset.text; offered.classList.add("picked"); }
+      else { $("comment").value = state.pick; state.pick = null; $("suggest").innerHTML = ""; saveComment(); }
+    }
+    return;
+  }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   if (/^[1-9]$/.test(e.key)) { const item = state.items[parseInt(e.key, 10) - 1]; if (item) { e.preventDefault(); await toggle(item.id); } }
   else if (e.key === "0") { e.preventDefault(); await queued(() => save([], $("comment").value)); }

@@ -20,7 +20,8 @@ async function loadQuestions(selected) {
   const {data} = await api("GET", "/api/questions");
   const select = $("questions");
   select.innerHTML = "";
-  for (const q of data) {
+  const shown = data.filter((q) => q.answers > 0);  // questions of sheets nobody in this class handed in stay out
+  for (const q of shown.length ? shown : data) {
     const option = document.createElement("option");
     option.value = q.name;
     option.textContent = `${q.sheet} · ${q.name} (${q.marked}/${q.answers} marked)`;
@@ -92,7 +93,8 @@ async function openAnswer(index) {
   $("outputs").innerHTML = data.outputs ? `<h4>The student's own output, as the answer refers to it</h4>${data.outputs}` : "";
   typeset($("atext"));
   $("comment").value = data.mark ? data.mark.comment : "";
-  $("conflict").hidden = true; $("saved").textContent = "";
+  $("conflict").hidden = true;
+  $("saved").textContent = state.mark ? `marked by ${state.mark.by}` : "";
   drawMark(); drawProgress();
 }
 

@@ -20,22 +20,17 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..export.mathjax import local_mathjax
 from .store import Conflict, MarkingStore
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "kit_mark"
-MATHJAX_DIRS = (Path("/usr/share/javascript/mathjax"), Path("/usr/share/mathjax"))
 
 
 def mathjax_dir() -> Path | None:
-    """A local MathJax 2 (Debian's libjs-mathjax, or jupyter-server-mathjax), served at /mathjax/."""
-    candidates = list(MATHJAX_DIRS)
-    try:
-        import jupyter_server_mathjax
-        candidates.insert(0, Path(jupyter_server_mathjax.__file__).parent / "static")
-    except ImportError:
-        pass
-    return next((d for d in candidates if (d / "MathJax.js").is_file()), None)
+    """The local MathJax 2 the PDF export uses (helpers.export.mathjax), served at /mathjax/; None if there is none."""
+    found = local_mathjax()
+    return found.parent if found else None
 
 
 class TokenGate:

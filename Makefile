@@ -13,6 +13,12 @@ NB_TIMEOUT ?= 300
 SUBMIT   ?= build/submit
 DIST     ?= dist
 GRADES   ?= build/grades
+# make mark: the marking page's address and TAs (HOST=0.0.0.0 needs TAS=name1,name2: a token each);
+# MARK_ARGS=--export-csv f.csv | --import-csv f.csv | --export-rubrics f.txt | --gradebook does that instead
+HOST     ?= 127.0.0.1
+PORT     ?= 8765
+TAS      ?=
+MARK_ARGS ?=
 # make grade: seconds allowed per submission and per cell, submissions graded at once (default: every core)
 GRADE_TIMEOUT ?= 900
 CELL_TIMEOUT  ?= 300
@@ -33,7 +39,7 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install pdf submit verify reproduce assign grade cluster test unit smoke lab bench clean pdf-tools
+.PHONY: help install pdf submit verify reproduce assign grade mark cluster test unit smoke lab bench clean pdf-tools
 
 help:
 	@echo "make pdf    execute every notebook (KIT_PROFILE=$(KIT_PROFILE)) and export build/pdf/*.pdf"
@@ -41,6 +47,7 @@ help:
 	@echo "make reproduce  run sheets in the full profile, reference tables into docs/REPRODUCTION.md"
 	@echo "make assign student notebooks ($(DIST)/student/) and autograders ($(DIST)/autograder/) from the masters"
 	@echo "make grade SUBMISSIONS=dir  grade handed-in notebooks or zips into $(GRADES)/gradebook.csv"
+	@echo "make mark   mark written answers by rubric in a local page ($(GRADES)); MARK_ARGS=--gradebook merges the marks"
 	@echo "make cluster  a Dask scheduler and WORKERS=$(WORKERS) workers here; export the KIT_SCHEDULER it prints"
 	@echo "make test   unit tests + notebook smoke tests (KIT_PROFILE=smoke)"
 	@echo "make lab    JupyterLab on the notebooks (make lab KIT_PROFILE=smoke for the fast profile)"
@@ -80,6 +87,11 @@ grade: $(ASSIGNED)
 	@test -n "$(SUBMISSIONS)" || { echo "Say which folder to grade: make grade SUBMISSIONS=<folder of notebooks or submission zips>"; exit 2; }
 	$(PY) -m helpers.assignments grade $(SUBMISSIONS) --autograders $(DIST)/autograder --out $(GRADES) \
 		--timeout $(GRADE_TIMEOUT) --cell-timeout $(CELL_TIMEOUT) $(if $(JOBS),--jobs $(JOBS),)
+
+# The marking page over the graded class in $(GRADES): prints its address and a token per TA; Ctrl-C stops it.
+mark: $(ASSIGNED)
+	$(PY) -m helpers.marking --grades $(GRADES) --dist $(DIST) --host $(HOST) --port $(PORT) \
+		$(if $(TAS),--tas $(TAS),) $(MARK_ARGS)
 
 # A scheduler and $(WORKERS) workers on this machine, until Ctrl-C: `export KIT_SCHEDULER=<the address it prints>`
 # in another shell, and grids and make grade run on them. Real machines: README, "Running on a cluster".

@@ -7,7 +7,7 @@ lines, lines ending in ``# SOLUTION``, and ``\"\"\" # BEGIN PROMPT`` … ``\"\"\
 mark what the student writes and what the student sees instead. ``otter assign`` turns a master into
 the student notebook and the autograder; this module only reads the format:
 
-- ``questions``: each question's name, points, kind and heading;
+- ``questions``: each question's name, points, kind and heading, and a written question's rubric;
 - ``solution_lines`` / ``given_lines``: the code a student writes, and the code a student is given;
 - ``printed_form``: a solution cell as the solved sheet prints it, without markers and prompts;
 - ``is_boundary`` / ``test_cells``: the cells the solved sheet's PDF leaves out;
@@ -50,6 +50,15 @@ def _kind(cell: Mapping[str, Any]) -> str | None:
 
 
 @dataclass(frozen=True)
+class RubricItem:
+    """One rubric item of a written question: points (negative deducts), what the student reads, a grader-only note."""
+
+    points: float
+    explanation: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Question:
     """One question of a master: its otter name, points, whether a TA grades it by hand, its heading."""
 
@@ -58,6 +67,49 @@ class Question:
     manual: bool
     heading: str   # the first heading inside the question ('2b — `Var`: …'), or '' if it has none
     first_cell: int  # index of the first cell after the BEGIN QUESTION boundary
+    # A written question's mark scheme and the question's code cells (counted from 1) whose outputs the answer
+    # discusses; both are keys of the BEGIN QUESTION config, which otter assign ignores (fica drops unknown keys).
+    rubric: tuple[RubricItem, ...] = ()
+    refers: tuple[int, ...] = ()
+
+
+def rubric_of(config: Mapping[str, Any], points: float) -> tuple[RubricItem, ...]:
+    """The ``rubric`` key of a question's config, checked; a ValueError says which item is wrong and how."""
+    items = config.get("rubric")
+    if items is None:
+        return ()
+    name = config.get("name")
+    if not config.get("manual"):
+        raise ValueError(f"{name}: a rubric is for written questions (manual: true); the tests grade this one.")
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"{name}: rubric must be a list of items, each with points and an explanation.")
+    found = []
+    for number, item in enumerate(items, 1):
+        where = f"{name}: rubric item {number}"
+        if not isinstance(item, dict) or set(item) - {"points", "explanation", "note"}:
+            raise ValueError(f"{where} must be a mapping of points, explanation and (optional) note; got {item!r}")
+        value, text, note = item.get("points"), item.get("explanation"), item.get("note") or ""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value == 0:
+            raise ValueError(f"{where}: points must be a non-zero number (negative deducts); got {value!r}")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: the explanation (what the student reads) is missing")
+        if not isinstance(note, str):
+            raise ValueError(f"{where}: the grader note must be text; got {note!r}")
+        found.append(RubricItem(float(value), text.strip(), note.strip()))
+    earned = sum(item.points for item in found if item.points > 0)
+    if abs(earned - points) > 1e-9:
+        raise ValueError(f"{name}: the rubric's positive items add up to {earned:g} points, the question is worth "
+                         f"{points:g}; a complete answer must be able to earn exactly the question's points.")
+    return tuple(found)
+
+
+def _refers(config: Mapping[str, Any]) -> tuple[int, ...]:
+    """The ``refers`` key: the question's code cells (from 1) whose outputs a marker sees beside the answer."""
+    value = config.get("refers", [])
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ValueError(f"{config.get('name')}: refers must be a list of code-cell numbers inside the question "
+                         f"(1 = its first code cell); got {value!r}")
+    return tuple(value)
 
 
 def _config(cell: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,8 +149,12 @@ def questions(cells: Sequence[Mapping[str, Any]]) -> list[Question]:
             heading = next((h for c in inside if c.get("cell_type") == "markdown" for h in _headings(_source(c))), "")
             points = config.get("points", 0)
             total = sum(points) if isinstance(points, list) else float(points or 0)
+            try:
+                rubric, refers = rubric_of(config, float(total)), _refers(config)
+            except ValueError as error:
+                raise ValueError(f"cell {index + 1}: {error}") from None
             found.append(Question(str(config["name"]), float(total), bool(config.get("manual", False)),
-                                  heading, index + 1))
+                                  heading, index + 1, rubric, refers))
         elif kind == "END QUESTION":
             open_at = None
     return found

@@ -42,14 +42,14 @@ def content_key(payload: Any, length: int = 24) -> str:
 KIT_ROOT = Path(__file__).resolve().parent   # helpers/
 
 
-OUTSIDE_RUNS = ("export", "assignments")  # subpackages of helpers/ that no training run uses
+OUTSIDE_RUNS = ("export", "assignments", "marking")  # subpackages of helpers/ that no training run uses
 
 
 def kit_digest(root: str | Path | None = None) -> str:
     """sha256 of the kit's sources: names and contents of every .py and .toml under ``helpers/``, but for ``OUTSIDE_RUNS``.
 
     The export subpackage executes and prints notebooks, and the assignments subpackage builds student versions
-    and grades them; neither can change what a training run computes (the export cache adds the one module
+    and grades them, and the marking subpackage marks written answers; none can change what a training run computes (the export cache adds the one module
     that can change an execution, ``export/execute.py``).
     """
     root = Path(root) if root is not None else KIT_ROOT

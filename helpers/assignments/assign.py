@@ -11,7 +11,9 @@ For each master, in a staging folder (nothing is written into notebooks/):
    ``helpers/`` so that a Docker or Gradescope grader has the kit).
 
 The results land in ``dist/student/<sheet>.ipynb`` and ``dist/autograder/<sheet>.zip``, with the
-solved ``<sheet>.ipynb`` and ``<sheet>.json`` (the sheet's questions, for the gradebook) beside the zip.
+solved ``<sheet>.ipynb`` and ``<sheet>.json`` (the sheet's questions, for the gradebook; each written question's
+rubric and referred cells, for ``make mark``) beside the zip. A rubric never reaches the student folder: it lives
+in the BEGIN QUESTION cell, which otter drops, and the question metadata given to students holds no rubric.
 The student folder also gets a copy of ``helpers/`` (no master is in it), the packages to install
 and a README for students.
 """
@@ -79,7 +81,10 @@ def check_master(path: Path) -> list[master_format.Question]:
             master_format.ASSIGNMENT_CONFIG not in "".join(cells[0].get("source", "")):
         raise ValueError(f"{path} is not a master notebook: its first cell must be a raw cell starting with "
                          f"'{master_format.ASSIGNMENT_CONFIG}' (otter-grader's format; see README, 'For instructors').")
-    found = master_format.questions(cells)
+    try:
+        found = master_format.questions(cells)  # checks each rubric, too (master_format.rubric_of)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     if not found:
         raise ValueError(f"{path} has no questions (raw cells '# BEGIN QUESTION' with a name and points).")
     return found
@@ -161,9 +166,17 @@ def assign_one(master: Path, dist: Path, timeout: int = 600, kit: bytes | None =
     name = master_format.assignment_config(read_cells(master)).get("name") or master.stem
     store.write_json(dist / "autograder" / f"{master.stem}.json", {
         "assignment": str(name), "notebook": master.name, "zip": out_zip.name, "grading": out_grading.name,
-        "kit": out_kit.name,
-        "questions": [{"name": q.name, "points": q.points, "manual": q.manual} for q in found]}, indent=1)
+        "kit": out_kit.name, "questions": [question_entry(q) for q in found]}, indent=1)
     return Assigned(master, out_student, out_zip, found)
+
+
+def question_entry(question: master_format.Question) -> dict:
+    """A question as ``<sheet>.json`` lists it: name, points, manual, and a written question's rubric and referred cells."""
+    entry = {"name": question.name, "points": question.points, "manual": question.manual}
+    if question.manual:
+        entry["rubric"] = [{"points": i.points, "explanation": i.explanation, "note": i.note} for i in question.rubric]
+        entry["refers"] = list(question.refers)
+    return entry
 
 
 def student_extras(dist: Path) -> None:

@@ -29,6 +29,7 @@ from pypdf.generic import NameObject, TextStringObject
 from traitlets import Bool, Float, Unicode, default
 
 from .layout import FIT_JS, PAPER, PRINT_CSS, TEXT_WIDTH_PX, Finding, findings_from, fit_options, pdf_margins
+from .mathjax import MATHJAX_CONFIG, local_mathjax
 from .tidy import tidy_notebook
 
 if TYPE_CHECKING:
@@ -46,11 +47,6 @@ WINDOWS_BROWSERS = (
     r"Chromium\Application\chrome.exe",
     r"Microsoft\Edge\Application\msedge.exe",
 )
-LOCAL_MATHJAX = (
-    Path("/usr/share/javascript/mathjax/MathJax.js"),   # Debian/Ubuntu libjs-mathjax
-    Path("/usr/share/mathjax/MathJax.js"),
-)
-MATHJAX_CONFIG = "?config=TeX-AMS_CHTML-full,Safe"
 CDN_MATHJAX = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js" + MATHJAX_CONFIG
 # Root in a container cannot use Chromium's sandbox; the page is the student's own notebook and
 # the network is blocked, so printing without it is acceptable.  The rest keep a headless
@@ -119,16 +115,8 @@ def playwright_browser() -> str | None:
 
 def local_mathjax_url() -> str | None:
     """Return a file:// URL of a local MathJax 2 (pip jupyter-server-mathjax or the OS package)."""
-    candidates = list(LOCAL_MATHJAX)
-    try:
-        import jupyter_server_mathjax
-        candidates.insert(0, Path(jupyter_server_mathjax.__file__).parent / "static" / "MathJax.js")
-    except ImportError:
-        pass
-    for path in candidates:
-        if path.is_file():
-            return path.resolve().as_uri() + MATHJAX_CONFIG
-    return None
+    path = local_mathjax()
+    return path.as_uri() + MATHJAX_CONFIG if path else None
 
 
 class KitWebPDFExporter(WebPDFExporter):

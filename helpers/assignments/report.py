@@ -27,7 +27,7 @@ REPORT, REPORT_PDF = "report.html", "report.pdf"
 COLUMNS = 4  # question histograms per row
 
 CSS = """
-body { font-family: system-ui, "DejaVu Sans", sans-serif; font-size: 13px; color: #222; max-width: 1000px; margin: 1em auto; }
+body { font-family: system-ui, "DejaVu Sans", sans-serif; font-size: 13px; color: #222; max-width: 1000px; margin: 1em auto; padding: 0 1em; }
 h1 { font-size: 22px; } h2 { font-size: 18px; border-bottom: 1px solid #ccc; margin-top: 1.6em; } h3 { font-size: 15px; }
 table { border-collapse: collapse; margin: .4em 0 1em; font-size: 12px; max-width: 100%; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; overflow-wrap: anywhere; vertical-align: top; }
@@ -123,6 +123,11 @@ def _table(df: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _relabel(df: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """The same table with some columns relabelled (for the page)."""
+    return df.set_axis([labels.get(c, c) for c in df.columns], axis=1)
+
+
 def _messages(messages: list[tuple[str, int]]) -> str:
     return "; ".join(f"{text} (×{count})" for text, count in messages) or "—"
 
@@ -152,7 +157,7 @@ def sheet_section(g: Graded, sheet: str) -> str:
                   "<p class='note'>Share failing among graded rows; flags mark tests that no one or everyone passes "
                   "(a broken test, or instructions that mislead; or a test that checks nothing).</p>",
                   figure_tag(failure_bars(tests), f"{sheet}: share failing per test"),
-                  _table(shown.rename(columns={"share_failing": "share failing"}), {"share failing": "{:.0%}"}),
+                  _table(_relabel(shown, {"share_failing": "share failing"}), {"share failing": "{:.0%}"}),
                   "<h3>Commonest failure messages</h3><p class='note'>Per test, the three commonest last lines of "
                   "its failures, with how often each came.</p>",
                   f"<ul class='messages'>{''.join(failing)}</ul>" if failing else "<p class='note'>None.</p>"]
@@ -163,12 +168,12 @@ def sheet_section(g: Graded, sheet: str) -> str:
     if hidden.empty:
         parts.append("<p class='note'>None.</p>")
     else:
-        counts = hidden.groupby("question", sort=False).size().rename("rows").reset_index()
+        counts = hidden.groupby("question", sort=False).size().reset_index(name="rows")
         parts += [_table(counts), _table(hidden)]
     totals = analysis.totals(g, sheet)
     desc = totals[["autograded", "total"]].describe().T[["mean", "std", "min", "50%", "max"]].reset_index()
     parts += ["<h3>Totals</h3>", figure_tag(totals_histogram(totals), f"{sheet}: distribution of totals"),
-              _table(desc.rename(columns={"index": "", "50%": "median"}),
+              _table(_relabel(desc, {"index": "", "50%": "median"}),
                      {c: "{:.2f}" for c in ("mean", "std", "min", "median", "max")})]
     waiting = analysis.waiting(g, sheet)
     column = analysis.marking_column(g.book)

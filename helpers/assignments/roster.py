@@ -51,7 +51,7 @@ def read_roster(path: Path) -> pd.DataFrame:
         elif key not in OPTIONAL:
             raise ValueError(f"{path} has no {key} column (columns: {', '.join(table.columns)}); name it one of: "
                              f"{', '.join(names)}.")
-    table = table.rename(columns=rename)
+    table.columns = [rename.get(c, c) for c in table.columns]
     if "section" not in table:
         table["section"] = ""
     table["id"] = table["id"].str.strip()

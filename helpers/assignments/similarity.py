@@ -67,11 +67,42 @@ class QuestionResult:
 
 
 # --- code: copydetect ------------------------------------------------------------------------------
-def _fingerprint(text: str, boilerplate: np.ndarray | None = None):
-    from copydetect import CodeFingerprint
+@dataclass
+class _Print:
+    """What copydetect's ``compare_files`` reads of a ``CodeFingerprint``, built from code tokenized elsewhere."""
 
-    return CodeFingerprint("answer.py", NOISE, WINDOW, boilerplate=boilerplate, fp=io.StringIO(text),
-                           language="python")
+    raw_code: str
+    filtered_code: str
+    offsets: np.ndarray
+    hashes: set
+    hash_idx: dict
+    k: int
+    token_coverage: float
+
+
+def tokenized(texts: list[str]) -> list[tuple[str, np.ndarray]]:
+    """copydetect's filtered form of each code text (names as V/F/O, strings as S) and its offsets."""
+    from copydetect.utils import filter_code
+
+    return [filter_code(text, "answer.py", "python") for text in texts]
+
+
+def tokenize_all(texts: set[str]) -> dict[str, tuple[str, np.ndarray]]:
+    """Tokenize each distinct code text once (Pygments is the slow part; many answers are the same text).
+
+    Tokenizing in worker processes was slower here (spawning, sending the texts) than this, on 300 submissions.
+    """
+    unique = sorted(texts)
+    return dict(zip(unique, tokenized(unique)))
+
+
+def _fingerprint(text: str, boilerplate: np.ndarray | None = None,
+                 tokens: dict[str, tuple[str, np.ndarray]] | None = None, window: int = WINDOW) -> _Print:
+    from copydetect.utils import get_document_fingerprints, get_token_coverage
+
+    filtered, offsets = tokens[text] if tokens and text in tokens else tokenized([text])[0]
+    hashes, idx = get_document_fingerprints(filtered, NOISE, window, boilerplate)
+    return _Print(text, filtered, offsets, hashes, idx, NOISE, get_token_coverage(idx, NOISE, len(filtered)))
 
 
 def _compare(fa, fb) -> tuple[float, str, tuple[str, str]]:
@@ -89,11 +120,14 @@ def _compare(fa, fb) -> tuple[float, str, tuple[str, str]]:
     return float((sa + sb) / 2), f"{sa:.0%} / {sb:.0%}", (marked[0], marked[1])
 
 
-def code_pairs(answers: dict[str, str], starter: str, solution: str | None) -> QuestionResult:
+def code_pairs(answers: dict[str, str], starter: str, solution: str | None,
+               tokens: dict[str, tuple[str, np.ndarray]] | None = None) -> QuestionResult:
     """Rank every pair of code answers by copydetect's similarity, the starter code removed as boilerplate."""
-    boiler = _fingerprint(starter).hashes if starter.strip() else set()
+    # every k-gram of the starter code is boilerplate (window 1, as copydetect does for its boilerplate files)
+    boiler = _fingerprint(starter, tokens=tokens, window=1).hashes if starter.strip() else set()
     boilerplate = np.array(sorted(boiler)) if boiler else None
-    prints = {sid: _fingerprint(text, boilerplate) for sid, text in answers.items()}
+    distinct = {text: _fingerprint(text, boilerplate, tokens) for text in set(answers.values())}
+    prints = {sid: distinct[text] for sid, text in answers.items()}
     prints = {sid: fp for sid, fp in prints.items() if fp.hashes}   # left as given: nothing of their own
     result = QuestionResult("", "code", len(prints))
     quick = []
@@ -107,10 +141,12 @@ def code_pairs(answers: dict[str, str], starter: str, solution: str | None) -> Q
         result.pairs.append(Pair(a, b, score, detail, marked))
     result.pairs.sort(key=lambda p: -p.score)
     if solution and solution.strip():
-        master = _fingerprint(solution, boilerplate)
+        from copydetect import compare_files
+
+        master = _fingerprint(solution, boilerplate, tokens)
         for sid, fp in prints.items():
             if fp.hashes & master.hashes:
-                score, _, _ = _compare(fp, master)
+                score = float(np.mean(compare_files(fp, master)[1]))
                 if score >= LEAK:
                     result.leaks.append((sid, score))
     result.leaks.sort(key=lambda x: -x[1])
@@ -183,12 +219,17 @@ def compare_sheet(notebooks: dict[str, dict], student: dict, master_cells: list[
     texts = {sid: answer_text(nb) for sid, nb in notebooks.items()}
     starter = answer_text(student)
     solutions = master_solutions(master_cells)
+    code = {q["name"] for q in questions if not q["manual"]}
+    tokens = tokenize_all({t[name] for t in [*texts.values(), starter, solutions] for name in code
+                           if t.get(name, "").strip()})
     results = []
     for q in questions:
         name = q["name"]
         answers = {sid: t[name] for sid, t in texts.items() if t.get(name, "").strip()}
-        compare = text_pairs if q["manual"] else code_pairs
-        result = compare(answers, starter.get(name, ""), solutions.get(name))
+        if q["manual"]:
+            result = text_pairs(answers, starter.get(name, ""), solutions.get(name))
+        else:
+            result = code_pairs(answers, starter.get(name, ""), solutions.get(name), tokens)
         result.question = name
         results.append(result)
     return results

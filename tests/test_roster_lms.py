@@ -135,3 +135,40 @@ def test_every_master_asks_for_the_student_id_in_its_setup_cell():
     student = json.loads((sheet1_dist() / "student" / "01_backprop_autodiff.ipynb").read_text())
     assert student_id(student) is None  # shipped empty
     assert student_id(classgen.with_student_id(student, "s42")) == "s42"
+
+
+def test_a_file_that_is_no_notebook_but_names_a_student_is_reported_as_theirs(graded, tmp_path):
+    import shutil
+
+    grades, found, ids, _ = graded
+    copy_ = tmp_path / "grades"
+    shutil.copytree(grades, copy_)
+    details = json.loads((copy_ / "gradebook.json").read_text())
+    details.append({"submission": f"{EXTRA[1]}_essay.pdf", "row": {"sheet": "", "status": "not gradable",
+                    "note": "not a notebook: it is neither a .ipynb nor a submission .zip"},
+                    "outcome": {"status": "not gradable"}, "notebook": None, "collected": 0.0, "sha256": None})
+    (copy_ / "gradebook.json").write_text(json.dumps(details))
+    again = roster.match(copy_, roster.read_roster(grades.parent / "roster.csv"))
+    assert again["unreadable"] == [{"submission": f"{EXTRA[1]}_essay.pdf", "student": EXTRA[1],
+                                    "why": "not a notebook: it is neither a .ipynb nor a submission .zip"}]
+    assert EXTRA[1] in [m["student"] for m in again["missing"]]  # still nothing graded of theirs
+
+
+def test_the_cli_says_what_is_missing_instead_of_a_traceback(tmp_path, capsys):
+    from helpers.assignments.cli import main
+
+    assert main(["report", "--grades", str(tmp_path), "--autograders", str(tmp_path)]) == 1
+    assert "run `make grade SUBMISSIONS=<folder>` first" in capsys.readouterr().err
+    assert main(["export", "canvas", "--grades", str(tmp_path), "--autograders", str(sheet1_dist() / "autograder")]) == 1
+    assert "ROSTER=<roster.csv>" in capsys.readouterr().err
+    assert main(["roster", str(tmp_path / "none.csv"), "--grades", str(tmp_path)]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_similarity_page_names_each_submission_s_student(graded):
+    from helpers.assignments import similarity
+
+    grades, found, ids, _ = graded
+    page = similarity.write(grades, sheet1_dist() / "autograder", sheet1_dist() / "student", ROOT / "notebooks")
+    text = page.read_text()
+    assert f"({ids[3]}, Student {ids[3]})" in text

@@ -194,8 +194,12 @@ def roster_section(data: dict) -> str:
     several = pd.DataFrame([{"sheet": s["sheet"], "student": s["student"], "counts": s["counted"],
                              "not counted": ", ".join(s["ignored"])} for s in data.get("several", [])],
                            columns=["sheet", "student", "counts", "not counted"])
-    parts += [f"<h3>Students with no submission ({len(missing)})</h3>", _table(missing),
-              f"<h3>Submissions matching no student ({len(unknown)})</h3>", _table(unknown),
+    unreadable = pd.DataFrame(data.get("unreadable", []), columns=["submission", "student", "why"])
+    parts += [f"<h3>Students with no submission ({len(missing)})</h3>", _table(missing)]
+    if not unreadable.empty:
+        parts += [f"<p class='note'>Files that name a student but are no notebook of a sheet ({len(unreadable)}):</p>",
+                  _table(unreadable)]
+    parts += [f"<h3>Submissions matching no student ({len(unknown)})</h3>", _table(unknown),
               f"<h3>Students with several submissions ({len(several)})</h3>",
               "<p class='note'>The newest by collection time counts.</p>", _table(several)]
     return "\n".join(parts)

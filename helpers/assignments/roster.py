@@ -6,7 +6,7 @@ Runs after grading, on the grades folder. A submission belongs to a student when
    an LMS download's ``doe_s1234567_...``), else
 2. the student typed their id into the notebook's setup cell (``STUDENT_ID = "s1234567"``).
 
-Per sheet it finds students with no submission, submissions that match no student (and why), and students
+Per sheet it finds students with no submission (and files of theirs that are no notebook of a sheet), submissions that match no student (and why), and students
 with several submissions: the newest by collection time (``collected`` in ``gradebook.json``) counts, the
 others are listed. The result is ``roster.json`` in the grades folder (the report shows it; ``make export``
 reads it), with the roster itself, so the export needs nothing else.
@@ -78,11 +78,14 @@ def match(grades: Path, roster: pd.DataFrame) -> dict:
         raise FileNotFoundError(f"No {grades / DETAILS}: run `make grade SUBMISSIONS=<folder>` first.")
     ids = {i.lower(): i for i in roster["id"]}
     people = roster.set_index("id")
-    rows, unknown = [], []
+    rows, unknown, unreadable = [], [], []
     for d in details:
         sheet = d["row"].get("sheet", "")
         if not sheet:
-            continue  # not a notebook of any sheet: the gradebook says why
+            # not a notebook of any sheet (the gradebook says why); if it names a student, say whose it is
+            for who in sorted(ids_in_name(d["submission"], ids)):
+                unreadable.append({"submission": d["submission"], "student": who, "why": d["row"].get("note", "")})
+            continue
         who, how, why = None, "", ""
         named = ids_in_name(d["submission"], ids)
         if len(named) == 1:
@@ -114,7 +117,8 @@ def match(grades: Path, roster: pd.DataFrame) -> dict:
                for sheet in sheets for sid in roster["id"]
                if not any(r["student"] == sid and r["sheet"] == sheet for r in matched)]
     return {"students": len(roster), "matched": len(matched), "sheets": sheets, "rows": rows, "missing": missing,
-            "unknown": unknown, "several": several, "roster": roster.to_dict(orient="records")}
+            "unknown": unknown, "several": several, "unreadable": unreadable,
+            "roster": roster.to_dict(orient="records")}
 
 
 def _groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:

@@ -269,8 +269,14 @@ table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid 
 """
 
 
-def render(results: dict[str, list[QuestionResult]]) -> str:
-    """The similarity page: per sheet and question, the ranking, the top pairs side by side, leaked solutions."""
+def render(results: dict[str, list[QuestionResult]], students: dict[str, str] | None = None) -> str:
+    """The similarity page: per sheet and question, the ranking, the top pairs side by side, leaked solutions.
+
+    ``students`` names each submission's student (from the roster step), where known.
+    """
+    def who(sid: str) -> str:
+        return html.escape(f"{sid} ({students[sid]})" if students and students.get(sid) else sid)
+
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Similarity</title><style>{CSS}</style>"
              f"</head><body><h1>Answers that look alike</h1><p class='verdict'>{html.escape(VERDICT)}</p>",
              f"<p>Code: copydetect (winnowing over tokens, k = {NOISE}), the starter code removed; score = mean of "
@@ -284,11 +290,11 @@ def render(results: dict[str, list[QuestionResult]]) -> str:
                          f"({r.kind}, {r.answered} answers compared)</h3>")
             if r.leaks:
                 parts.append("<p class='leak'>Matches the master's solution (leaked solution?): " + ", ".join(
-                    f"{html.escape(sid)} ({score:.0%})" for sid, score in r.leaks) + "</p>")
+                    f"{who(sid)} {score:.0%}" for sid, score in r.leaks) + "</p>")
             if not r.pairs:
                 parts.append("<p>No two answers share anything beyond the given text.</p>")
                 continue
-            rows = "".join(f"<tr><td>{i}</td><td>{html.escape(p.a)}</td><td>{html.escape(p.b)}</td>"
+            rows = "".join(f"<tr><td>{i}</td><td>{who(p.a)}</td><td>{who(p.b)}</td>"
                            f"<td>{p.score:.2f}</td><td>{html.escape(p.detail)}</td>"
                            f"<td>{'leaked solution' if p.a in leaked and p.b in leaked else ''}</td></tr>"
                            for i, p in enumerate(r.pairs[:LISTED], 1))
@@ -297,8 +303,8 @@ def render(results: dict[str, list[QuestionResult]]) -> str:
             for i, p in enumerate(r.pairs[:SHOWN], 1):
                 if not (p.marked[0] or p.marked[1]):
                     continue
-                parts.append(f"<div class='pair'><div><h4>#{i} {html.escape(p.a)} — score {p.score:.2f}</h4>"
-                             f"<pre>{p.marked[0]}</pre></div><div><h4>{html.escape(p.b)}</h4>"
+                parts.append(f"<div class='pair'><div><h4>#{i} {who(p.a)} — score {p.score:.2f}</h4>"
+                             f"<pre>{p.marked[0]}</pre></div><div><h4>{who(p.b)}</h4>"
                              f"<pre>{p.marked[1]}</pre></div></div>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -316,4 +322,10 @@ def write(grades: Path, autograders: Path, students: Path, masters: Path) -> Pat
     """Write ``similarity.html`` and ``similarity.json`` into the grades folder; return the page."""
     results = similarity(grades, autograders, students, masters)
     store.write_json(Path(grades) / "similarity.json", to_json(results), indent=1)
-    return store.write_text(Path(grades) / "similarity.html", render(results))
+    found = store.read_json(Path(grades) / "roster.json")  # make grade ROSTER=...: who handed in which file
+    names = {}
+    if isinstance(found, dict):
+        people = {p["id"]: p.get("name", "") for p in found.get("roster", [])}
+        names = {r["submission"]: f"{r['student']}, {people.get(r['student'], '')}".rstrip(", ")
+                 for r in found.get("rows", []) if r.get("student")}
+    return store.write_text(Path(grades) / "similarity.html", render(results, names))

@@ -23,6 +23,11 @@ MARK_ARGS ?=
 GRADE_TIMEOUT ?= 900
 CELL_TIMEOUT  ?= 300
 JOBS     ?=
+# make grade ROSTER=roster.csv: match submissions to students; make export LMS=canvas|moodle, Canvas's assignment
+# ids as CANVAS_ASSIGNMENTS="sheet1=1234 sheet2=1235" (the number in each assignment's Canvas URL)
+ROSTER   ?=
+LMS      ?=
+CANVAS_ASSIGNMENTS ?=
 # make cluster: workers of the local Dask cluster, and the scheduler's port
 WORKERS  ?= 2
 SCHEDULER_PORT ?= 8786
@@ -39,7 +44,7 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install pdf submit verify reproduce assign grade mark cluster test unit smoke lab bench clean pdf-tools
+.PHONY: help install pdf submit verify reproduce assign grade mark report export similarity cluster test unit smoke lab bench clean pdf-tools
 
 help:
 	@echo "make pdf    execute every notebook (KIT_PROFILE=$(KIT_PROFILE)) and export build/pdf/*.pdf"
@@ -48,6 +53,10 @@ help:
 	@echo "make assign student notebooks ($(DIST)/student/) and autograders ($(DIST)/autograder/) from the masters"
 	@echo "make grade SUBMISSIONS=dir  grade handed-in notebooks or zips into $(GRADES)/gradebook.csv"
 	@echo "make mark   mark written answers by rubric in a local page ($(GRADES)); MARK_ARGS=--gradebook merges the marks"
+	@echo "make grade ... ROSTER=roster.csv  also match submissions to students (roster.json)"
+	@echo "make report  $(GRADES)/report.html and report.pdf: questions, tests, totals, roster"
+	@echo "make export LMS=canvas|moodle  the grades as the LMS's import CSV (after make grade ROSTER=...)"
+	@echo "make similarity  $(GRADES)/similarity.html: answers that look alike, per question"
 	@echo "make cluster  a Dask scheduler and WORKERS=$(WORKERS) workers here; export the KIT_SCHEDULER it prints"
 	@echo "make test   unit tests + notebook smoke tests (KIT_PROFILE=smoke)"
 	@echo "make lab    JupyterLab on the notebooks (make lab KIT_PROFILE=smoke for the fast profile)"
@@ -87,6 +96,21 @@ grade: $(ASSIGNED)
 	@test -n "$(SUBMISSIONS)" || { echo "Say which folder to grade: make grade SUBMISSIONS=<folder of notebooks or submission zips>"; exit 2; }
 	$(PY) -m helpers.assignments grade $(SUBMISSIONS) --autograders $(DIST)/autograder --out $(GRADES) \
 		--timeout $(GRADE_TIMEOUT) --cell-timeout $(CELL_TIMEOUT) $(if $(JOBS),--jobs $(JOBS),)
+	$(if $(ROSTER),$(PY) -m helpers.assignments roster $(ROSTER) --grades $(GRADES))
+
+# After make grade: what the class did (HTML with every figure inline, and its PDF), the LMS's CSV, look-alikes.
+report: $(STAMP)
+	$(PY) -m helpers.assignments report --grades $(GRADES) --autograders $(DIST)/autograder
+
+export: $(STAMP)
+	@test -n "$(LMS)" || { echo "Say which LMS: make export LMS=canvas or make export LMS=moodle"; exit 2; }
+	$(if $(ROSTER),$(PY) -m helpers.assignments roster $(ROSTER) --grades $(GRADES))
+	$(PY) -m helpers.assignments export $(LMS) --grades $(GRADES) --autograders $(DIST)/autograder \
+		$(foreach a,$(CANVAS_ASSIGNMENTS),--assignment-id $(a))
+
+similarity: $(STAMP)
+	$(PY) -m helpers.assignments similarity --grades $(GRADES) --autograders $(DIST)/autograder \
+		--students $(DIST)/student --masters notebooks
 
 # The marking page over the graded class in $(GRADES): prints its address and a token per TA; Ctrl-C stops it.
 mark: $(ASSIGNED)

@@ -113,8 +113,9 @@ def main() -> int:
 
     own, kernel = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     report["cpu_s"] = round(own.ru_utime + own.ru_stime + kernel.ru_utime + kernel.ru_stime, 2)
-    Path(RUN_FILE + ".tmp").write_text(json.dumps(report), encoding="utf-8")
-    Path(RUN_FILE + ".tmp").replace(RUN_FILE)
+    from helpers import store
+
+    store.write_text(RUN_FILE, json.dumps(report))
     return 0
 
 

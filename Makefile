@@ -70,6 +70,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install $(TORCH_PINS) -e ".[dev]"
+	# jsonschema's optional URI checker builds a grammar at import (2 s of CPU in every kernel that imports otter
+	# or nbformat's validator: every sheet, every graded submission); nothing here validates URIs.
+	$(PY) -m pip uninstall -y -q rfc3987-syntax || true
 	touch $@
 
 pdf-tools:

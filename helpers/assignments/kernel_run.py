@@ -86,6 +86,7 @@ def run(job: dict) -> dict:
         for index, cell in enumerate(run_nb.cells):
             if numbers[index] is None:
                 client.timeout = int(job.get("probe_timeout", 900))
+            limit_before = client.limit_hit
             try:
                 client.execute_cell(cell, index)
             except CellTimeoutError:
@@ -94,10 +95,17 @@ def run(job: dict) -> dict:
                 report["kernel"] = "died"
                 break
             for out in cell.get("outputs", []):
-                if numbers[index] is not None and out.get("output_type") == "error":
-                    first = (cell.source.strip().splitlines() or [""])[0]
-                    report["errors"].append({"code_cell": numbers[index], "first_line": first[:120],
-                                             "error": f"{out.get('ename')}: {out.get('evalue')}"[:300]})
+                if numbers[index] is None or out.get("output_type") != "error":
+                    continue
+                error = f"{out.get('ename')}: {out.get('evalue')}"[:300]
+                if out.get("ename") == "KeyboardInterrupt":  # nbclient interrupted it: the time or output budget
+                    if client.limit_hit and not limit_before:
+                        error = "OutputLimit: interrupted after printing more than the output limit"
+                    else:
+                        report["timeouts"].append(numbers[index])
+                        error = f"TimeoutError: interrupted after {client.timeout} s, the time budget of a cell"
+                first = (cell.source.strip().splitlines() or [""])[0]
+                report["errors"].append({"code_cell": numbers[index], "first_line": first[:120], "error": error})
             if numbers[index] is None:
                 report["probes_ran"] = Path(PROBES_FILE).is_file()
     report["output_limit_hit"] = client.limit_hit

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from _classes import sheet1_dist
 from helpers.assignments import sandbox
-from helpers.assignments.assign import assign
 from helpers.assignments.grade import grade
 from helpers.assignments.samples import pasted
 
@@ -125,8 +125,7 @@ def hostile_cells(grades: Path, dist: Path, classmates: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("integrity")
-    dist, subs, grades = root / "dist", root / "submissions" / SHEET, root / "grades"
-    assign([MASTER], dist, progress=None)
+    dist, subs, grades = sheet1_dist(), root / "submissions" / SHEET, root / "grades"
     student = json.loads((dist / "student" / MASTER.name).read_text())
     master_cells = json.loads(MASTER.read_text())["cells"]
     subs.mkdir(parents=True)

@@ -151,5 +151,6 @@ def test_an_old_autograder_folder_asks_for_make_assign(tmp_path, sheets):
     auto.mkdir()
     (auto / "01_demo.json").write_text(json.dumps({"assignment": "demo", "notebook": "01_demo.ipynb", "zip": "x.zip",
                                                    "questions": list(QUESTIONS)}))
+    (tmp_path / "subs").mkdir()
     with pytest.raises(FileNotFoundError, match="make assign"):
-        g.load_sheets(auto)
+        g.grade(tmp_path / "subs", auto, tmp_path / "out", progress=None)

@@ -366,7 +366,7 @@ def test_merged_gradebook_totals_are_code_plus_rubric_scores_and_feedback_names_
         assert row["marking"] == "complete" and row["total possible"] == "44"
         assert float(row["written"]) == pytest.approx(sum(a["score"] for a in written))
         assert float(row["total"]) == pytest.approx(float(row["autograded"]) + sum(a["score"] for a in written))
-    assert list(rows[0])[-1] == "note"
+    assert list(rows[0])[-2:] == ["note", "sandbox"]
     some = next(a for a in table if a["items"])
     entry = next(e for e in json.loads((grades / "gradebook.json").read_text()) if e["submission"] == some["submission"])
     text = (grades / "feedback" / f"{Path(entry['notebook']).stem}.md").read_text()

@@ -68,13 +68,10 @@ def load_sheets(autograders: Path) -> dict[str, Sheet]:
         data = store.read_json(info)
         if not isinstance(data, dict) or "assignment" not in data:
             continue
-        if not data.get("grading") or not info.with_name(data["grading"]).is_file() or \
-                not info.with_name(data.get("kit", "kit.zip")).is_file():
-            raise FileNotFoundError(f"{info} comes from an older make assign (no grading file or student kit beside "
-                                    "it): run `make assign` again.")
+        grading, kit = info.with_name(data.get("grading") or f"{info.stem}.grading.json"), info.with_name("kit.zip")
         sheets[data["assignment"]] = Sheet(data["assignment"], data["notebook"], info.with_name(data["zip"]),
-                                           tuple(data["questions"]), info.with_name(data["grading"]),
-                                           info.with_name(data.get("kit", "kit.zip")))
+                                           tuple(data["questions"]), grading if grading.is_file() else None,
+                                           kit if kit.is_file() else None)
     if not sheets:
         raise FileNotFoundError(f"No autograders in {autograders}: run `make assign` first (it writes "
                                 "<sheet>.zip and <sheet>.json there).")
@@ -345,6 +342,10 @@ def grade(submissions: Path, autograders: Path, out: Path, *, jobs: int | None =
     when one is named (``dask_runner``), else in ``jobs`` local processes at a time (``local_runner``).
     """
     sheets = load_sheets(autograders)
+    for sheet in sheets.values():
+        if sheet.grading is None or sheet.kit is None:
+            raise FileNotFoundError(f"{Path(autograders) / (Path(sheet.notebook).stem + '.json')} comes from an older "
+                                    "make assign (no grading file or student kit beside it): run `make assign` again.")
     root, out = Path(submissions), Path(out)
     subs = [read_submission(p, root, sheets) for p in discover(root)]
     settings = {"timeout": int(timeout), "cell_timeout": int(cell_timeout), "profile": profile}

@@ -36,7 +36,8 @@ def merge(grades: Path, store: MarkingStore, sheet_points: dict[str, float]) -> 
     entries = files.read_json(grades / "gradebook.json") or []
     header = next(csv.reader(io.StringIO((grades / "gradebook.csv").read_text(encoding="utf-8"))))
     base = [c for c in header if c not in EXTRA]
-    columns = base[:-1] + EXTRA + base[-1:] if base and base[-1] == "note" else base + EXTRA
+    at = base.index("note") if "note" in base else len(base)  # the marks before the note (and make grade's sandbox)
+    columns = base[:at] + EXTRA + base[at:]
     marks: dict[str, dict[str, dict]] = {}
     for answer in store.table():
         marks.setdefault(answer["submission"], {})[answer["question"]] = answer

@@ -1,22 +1,24 @@
 """Draw a Var's computation graph with every node's value and gradient (matplotlib only, no graphviz).
 
 Any scalar autodiff node with ``v``, ``grad`` and ``grad_fn`` (returning ``(parent, local derivative)``
-pairs) can be drawn: the kit's ``helpers.autodiff.Var`` and the one a student writes in sheet 1.
+pairs) can be drawn: the ``Var`` a student writes in sheet 1 (the kit ships none; see ``helpers.autodiff``).
 The figure is built without pyplot, so a notebook shows it once, as the cell's result.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from graphlib import TopologicalSorter
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from . import style
-from .autodiff import Var
 
 if TYPE_CHECKING:
     from .data import Splits
     from .history import History
+
+Var = Any  # a node of the notebook's Var class: v, grad, grad_fn (and optionally name, op)
 
 _COLORS = {"leaf": "#dbe9f6", "op": "#fde7c8", "root": "#d5f0d5"}
 
@@ -34,17 +36,20 @@ def _label(node: Var, is_leaf: bool) -> str:
 
 
 def graph_order(root: Var) -> list[Var]:
-    """Every node ``root`` depends on, each after its parents, read through ``grad_fn`` (no recursion)."""
-    order, seen, stack = [], set(), [(root, False)]
-    while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
-            order.append(node)
-        elif id(node) not in seen:
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((parent, False) for parent, _ in node.grad_fn())
-    return order
+    """Every node ``root`` depends on, each after its parents, read through ``grad_fn`` (no recursion).
+
+    The order comes from the standard library's ``graphlib``: drawing needs only some order with parents
+    first, not the kit's own traversal.
+    """
+    nodes, parents, stack = {id(root): root}, {}, [root]
+    while stack:  # collect every node and its parents' ids
+        node = stack.pop()
+        parents[id(node)] = [id(parent) for parent, _ in node.grad_fn()]
+        for parent, _ in node.grad_fn():
+            if id(parent) not in nodes:
+                nodes[id(parent)] = parent
+                stack.append(parent)
+    return [nodes[i] for i in TopologicalSorter(parents).static_order()]
 
 
 def _reading_order(root: Var, parents: dict[int, list[Var]]) -> list[Var]:

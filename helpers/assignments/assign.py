@@ -13,7 +13,8 @@ For each master, in a staging folder (nothing is written into notebooks/):
 The results land in ``dist/student/<sheet>.ipynb`` and ``dist/autograder/<sheet>.zip``, with the
 solved ``<sheet>.ipynb`` and ``<sheet>.json`` (the sheet's questions, for the gradebook) beside the zip.
 The student folder also gets a copy of ``helpers/`` (no master is in it), the packages to install
-and a README for students.
+and a README for students. The copy must hold no answer to a graded question (``leaks.find_answers``):
+``assign`` refuses to publish one that does.
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import master_format, store
+from . import leaks
 from ..config import REPO_ROOT
 
 SHARED_CONFIG = "assignment.yml"
@@ -128,8 +130,24 @@ def assign_one(master: Path, dist: Path, timeout: int = 600) -> Assigned:
     return Assigned(master, out_student, out_zip, found)
 
 
-def student_extras(dist: Path) -> None:
-    """The student folder's README, its requirements and a copy of helpers/ (no master is in it)."""
+def student_kit(target: Path) -> Path:
+    """Copy helpers/ as students get it into ``target``/helpers (no caches); return the copy."""
+    shutil.copytree(REPO_ROOT / "helpers", Path(target) / "helpers", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return Path(target) / "helpers"
+
+
+def refuse_answers(kit: Path, masters: Sequence[Path]) -> None:
+    """Raise AssignError, naming each file and line, if the kit at ``kit`` holds an answer to a graded question."""
+    found = leaks.find_answers(kit, masters)
+    if found:
+        listed = "\n".join(f"  helpers/{leak}" for leak in found)
+        raise AssignError(f"helpers/ would give students the answer to a graded question:\n{listed}\n"
+                          "Move that code into the master's solution cell (or under tests/ for the kit's own tests), "
+                          "or rename it; see README, 'For instructors'.")
+
+
+def student_extras(dist: Path, masters: Sequence[Path] = ()) -> None:
+    """The student folder's README, its requirements and a copy of helpers/ (no master is in it, nor an answer)."""
     import tomllib
 
     student = dist / "student"
@@ -137,9 +155,12 @@ def student_extras(dist: Path) -> None:
     deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     store.write_text(student / "requirements.txt", "\n".join(deps) + "\n")
     tmp = Path(tempfile.mkdtemp(prefix=".helpers-", dir=student))
-    shutil.copytree(REPO_ROOT / "helpers", tmp / "helpers", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    store.publish_dir(tmp / "helpers", student / "helpers", replace=True)
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        kit = student_kit(tmp)
+        refuse_answers(kit, [Path(m) for m in masters])  # before anything is published to students
+        store.publish_dir(kit, student / "helpers", replace=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def summary(cells: list[dict]) -> str:
@@ -166,5 +187,5 @@ def assign(masters: list[Path], dist: Path, extras: bool = True,
         if progress:
             progress(f"  {Path(master).name}: {summary(read_cells(Path(master)))}")
     if extras:
-        student_extras(Path(dist))
+        student_extras(Path(dist), [Path(m) for m in masters])
     return done

@@ -52,27 +52,6 @@ class Leak:
         return f"{self.module}:{self.line}: {self.what}"
 
 
-def _solution_lines(source: str) -> set[int]:
-    """Line numbers (1-based, in ``master_format.printed_form(source)``) of the code a student writes."""
-    lines, out, inside, in_prompt = source.splitlines(), set(), False, False
-    number = 0
-    for line in lines:
-        if in_prompt:
-            in_prompt = not master_format._PROMPT_END.match(line)
-            continue
-        if master_format._PROMPT_START.match(line):
-            in_prompt = True
-            continue
-        if master_format._BLOCK_START.match(line) or master_format._BLOCK_END.match(line):
-            inside = bool(master_format._BLOCK_START.match(line))
-            continue
-        number += 1
-        mark = master_format._LINE_MARK.search(line)
-        if inside or (mark and mark.group(1) != "SEED"):
-            out.add(number)
-    return out
-
-
 def _holds(node: ast.AST, lines: set[int]) -> bool:
     return any(n in lines for n in range(node.lineno, (node.end_lineno or node.lineno) + 1))
 
@@ -87,7 +66,7 @@ def solutions(master: Path) -> list[Solution]:
             continue
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         tree = ast.parse(master_format.printed_form(source))
-        written = _solution_lines(source)
+        written = master_format.printed_solution_lines(source)
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 found.append(Solution(Path(master).name, node.name, tuple(node.body)))

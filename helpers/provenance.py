@@ -4,7 +4,8 @@ The sheets' hidden tests check with it that a graded function or class was writt
 does not hand its work to the kit:
 
 - ``written_in(obj, *methods)``: ``"this notebook"`` when ``obj`` (and the named methods of a class) was
-  defined in a notebook cell, else where it was defined (``"Var.backprop: helpers/autodiff.py"``);
+  written in a notebook cell, else where it was defined (``"Var.backprop: helpers/autodiff.py"``) or that it
+  is the student version's stub still (``"forward_np: not written yet (it raises NotImplementedError)"``);
 - ``kit_names_used(obj)``: the kit's functions, classes and modules that its code refers to, by name;
 - ``names_used(obj)``: every global or attribute name its code refers to (a test may forbid some, e.g. torch's
   own Adam in a hand-written Adam step).
@@ -61,7 +62,10 @@ def _functions(obj: Any, methods: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
 
 
 def written_in(obj: Any, *methods: str) -> str:
-    """``"this notebook"`` if ``obj`` and each named method were defined in a notebook cell; else where one was."""
+    """``"this notebook"`` if ``obj`` and each named method were written in a notebook cell; else where one was.
+
+    A function that still raises ``NotImplementedError`` (the student version's stub) is not written yet.
+    """
     if obj is None or obj is Ellipsis:
         return f"nothing: {obj!r}"
     if getattr(obj, "__module__", None) != "__main__":
@@ -76,6 +80,8 @@ def written_in(obj: Any, *methods: str) -> str:
             return f"{label}: module {fn.__module__}"
         if not is_notebook_cell(code.co_filename):
             return f"{label}: {_where_file(code.co_filename)}"
+        if "NotImplementedError" in _code_names(code):  # the student version's stub, not written yet
+            return f"{label}: not written yet (it raises NotImplementedError)"
     return NOTEBOOK
 
 
@@ -86,6 +92,11 @@ def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
         current = stack.pop()
         yield current
         stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    """The global, attribute and imported names of a code object and the code nested in it."""
+    return {name for inner in _codes(code) for name in inner.co_names}
 
 
 def _is_kit(value: Any) -> str | None:
@@ -102,8 +113,7 @@ def names_used(obj: Any, *methods: str) -> list[str]:
     for _, fn in _functions(obj, methods):
         code = getattr(fn, "__code__", None)
         if code is not None:
-            for inner in _codes(code):
-                names.update(inner.co_names)
+            names |= _code_names(code)
     return sorted(names)
 
 

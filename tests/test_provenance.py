@@ -111,3 +111,24 @@ def test_names_used_sees_nested_code():
     """)
     assert {"torch", "optim", "Adam"} <= set(names_used(ns["adam_step"]))
 
+
+
+def test_the_student_versions_stub_is_not_written_yet():
+    ns = cell('''
+        def forward_np(X, Ws, bs, acts):
+            """The recursion of 1c."""
+            raise NotImplementedError("1c: write forward_np")
+
+        class Var:
+            def backprop(self, bp):
+                raise NotImplementedError("2b: Var.backprop")
+
+        def master(X):
+            """ # BEGIN PROMPT
+            raise NotImplementedError("1c: write forward_np")
+            """ # END PROMPT
+            return X
+    ''')
+    assert written_in(ns["forward_np"]) == "forward_np: not written yet (it raises NotImplementedError)"
+    assert written_in(ns["Var"], "backprop") == "Var.backprop: not written yet (it raises NotImplementedError)"
+    assert written_in(ns["master"]) == NOTEBOOK  # the master's prompt is a string, not code

@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from benchmarks._results import write_section
-from helpers.autodiff import (DenseLayer, NormalInitializer, Var, forward, nparray_to_Var, parameters,
-                              squared_loss, update_parameters, zero_gradients)
+from helpers.autodiff import DenseLayer, NormalInitializer, nparray_to_Var, parameters
+from tests.autodiff_reference import Var, forward, squared_loss, update_parameters, zero_gradients
 
 SIZES = [2, 16, 16, 1]
 N_SAMPLES = 100
@@ -34,9 +34,9 @@ def make_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def var_step_fn(X: np.ndarray, y: np.ndarray):
     """Our network and a function doing one step (forward, backward, update) that returns the loss."""
-    net = [DenseLayer(n_in, n_out, Var.relu if k < len(SIZES) - 2 else Var.identity, NormalInitializer(std=0.5, seed=k))
+    net = [DenseLayer(Var, n_in, n_out, Var.relu if k < len(SIZES) - 2 else Var.identity, NormalInitializer(std=0.5, seed=k))
            for k, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:]))]
-    Xv, yv = nparray_to_Var(X), y.tolist()
+    Xv, yv = nparray_to_Var(X, Var), y.tolist()
     params = parameters(net)
 
     def step() -> float:
@@ -85,9 +85,9 @@ def main(repeats: int = 7) -> None:
             raise RuntimeError(f"The two networks disagree (loss {first_var} vs {first_mg}); the comparison is unfair.")
     else:
         var_step()
-    times: dict[str, list[float]] = {"Var (helpers.autodiff)": [], "micrograd Value": []}
+    times: dict[str, list[float]] = {"Var (tests/autodiff_reference.py)": [], "micrograd Value": []}
     for _ in range(repeats):
-        for label, step in (("Var (helpers.autodiff)", var_step), ("micrograd Value", mg_step)):
+        for label, step in (("Var (tests/autodiff_reference.py)", var_step), ("micrograd Value", mg_step)):
             if step is None:
                 continue
             gc.collect()
@@ -105,7 +105,7 @@ def main(repeats: int = 7) -> None:
     if mg_step is None:
         lines += ["", "micrograd is not installed (`pip install micrograd`), so there is nothing to compare with."]
     else:
-        ratio = statistics.median(times["micrograd Value"]) / statistics.median(times["Var (helpers.autodiff)"])
+        ratio = statistics.median(times["micrograd Value"]) / statistics.median(times["Var (tests/autodiff_reference.py)"])
         verdict = "meets" if ratio >= 2 else "misses"
         lines += ["", f"Var is **{ratio:.2f}×** faster than micrograd per step ({verdict} the ≥ 2× target)."]
     text = "\n".join(lines)

@@ -1,27 +1,29 @@
 """Draw a Var's computation graph with every node's value and gradient (matplotlib only, no graphviz).
 
 Any scalar autodiff node with ``v``, ``grad`` and ``grad_fn`` (returning ``(parent, local derivative)``
-pairs) can be drawn: the kit's ``helpers.autodiff.Var`` and the one a student writes in sheet 1.
+pairs) can be drawn: the ``Var`` a student writes in sheet 1 (the kit ships none; see ``helpers.autodiff``).
 The figure is built without pyplot, so a notebook shows it once, as the cell's result.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from graphlib import TopologicalSorter
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from . import style
-from .autodiff import Var
 
 if TYPE_CHECKING:
     from .data import Splits
     from .history import History
 
+Node = Any  # a node of the notebook's Node class: v, grad, grad_fn (and optionally name, op)
+
 _COLORS = {"leaf": "#dbe9f6", "op": "#fde7c8", "root": "#d5f0d5"}
 
 
-def _label(node: Var, is_leaf: bool) -> str:
+def _label(node: Node, is_leaf: bool) -> str:
     """'a\\nv=3.00\\ngrad=5.00' for a named leaf; the operation is added for computed nodes."""
     name, op = getattr(node, "name", None), getattr(node, "op", None)
     if is_leaf:
@@ -33,21 +35,24 @@ def _label(node: Var, is_leaf: bool) -> str:
     return f"{head}\nv={node.v:.2f}\ngrad={node.grad:.2f}"
 
 
-def graph_order(root: Var) -> list[Var]:
-    """Every node ``root`` depends on, each after its parents, read through ``grad_fn`` (no recursion)."""
-    order, seen, stack = [], set(), [(root, False)]
-    while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
-            order.append(node)
-        elif id(node) not in seen:
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((parent, False) for parent, _ in node.grad_fn())
-    return order
+def graph_order(root: Node) -> list[Node]:
+    """Every node ``root`` depends on, each after its parents, read through ``grad_fn`` (no recursion).
+
+    The order comes from the standard library's ``graphlib``: drawing needs only some order with parents
+    first, not the kit's own traversal.
+    """
+    nodes, parents, stack = {id(root): root}, {}, [root]
+    while stack:  # collect every node and its parents' ids
+        node = stack.pop()
+        parents[id(node)] = [id(parent) for parent, _ in node.grad_fn()]
+        for parent, _ in node.grad_fn():
+            if id(parent) not in nodes:
+                nodes[id(parent)] = parent
+                stack.append(parent)
+    return [nodes[i] for i in TopologicalSorter(parents).static_order()]
 
 
-def _reading_order(root: Var, parents: dict[int, list[Var]]) -> list[Var]:
+def _reading_order(root: Node, parents: dict[int, list[Node]]) -> list[Node]:
     """Nodes in the order one reads the expression: depth first from the output, left operand first."""
     seen, out, stack = set(), [], [root]
     while stack:
@@ -60,7 +65,7 @@ def _reading_order(root: Var, parents: dict[int, list[Var]]) -> list[Var]:
     return out
 
 
-def draw_graph(root: Var, title: str | None = None, show_local: bool = True, max_nodes: int = 60,
+def draw_graph(root: Node, title: str | None = None, show_local: bool = True, max_nodes: int = 60,
                figsize: tuple[float, float] | None = None) -> Figure:
     """Figure of the graph behind ``root``: inputs on the left, ``root`` on the right.
 
@@ -68,14 +73,14 @@ def draw_graph(root: Var, title: str | None = None, show_local: bool = True, max
     each edge is labelled with the local derivative d(child)/d(parent).
     """
     if not all(hasattr(root, field) for field in ("v", "grad", "grad_fn")):
-        raise ValueError(f"draw_graph needs a Var (with v, grad and grad_fn), got {type(root).__name__}.")
+        raise ValueError(f"draw_graph needs a Node (with v, grad and grad_fn), got {type(root).__name__}.")
     order = graph_order(root)
     if len(order) > max_nodes:
         raise ValueError(f"The graph has {len(order)} nodes, more than max_nodes={max_nodes} can show readably; "
                          "draw a smaller expression or raise max_nodes.")
     # Edges (parent -> child) with the local derivatives of repeated parents (x + x) summed.
     edges: dict[tuple[int, int], float] = {}
-    parents: dict[int, list[Var]] = {}
+    parents: dict[int, list[Node]] = {}
     for node in order:
         parents[id(node)] = []
         for parent, local in node.grad_fn():
@@ -89,23 +94,23 @@ def draw_graph(root: Var, title: str | None = None, show_local: bool = True, max
     for node in order:  # parents come first in topological order
         layer[id(node)] = 1 + max((layer[id(p)] for p in parents[id(node)]), default=-1)
     n_layers = max(layer.values()) + 1
-    columns: list[list[Var]] = [[] for _ in range(n_layers)]
+    columns: list[list[Node]] = [[] for _ in range(n_layers)]
     for node in order:
         columns[layer[id(node)]].append(node)
     # Order each column by the mean height of its nodes' neighbours (parents, then children),
     # starting from the reading order of the expression, so that edges cross less.
-    children: dict[int, list[Var]] = {id(n): [] for n in order}
+    children: dict[int, list[Node]] = {id(n): [] for n in order}
     for node in order:
         for p in parents[id(node)]:
             children[id(p)].append(node)
     rank = {id(n): i for i, n in enumerate(_reading_order(root, parents))}
     pos: dict[int, tuple[float, float]] = {}
 
-    def place(column: list[Var], x: int) -> None:
+    def place(column: list[Node], x: int) -> None:
         for i, node in enumerate(column):
             pos[id(node)] = (float(x), (len(column) - 1) / 2.0 - i)
 
-    def mean_height(nodes: list[Var], default: float) -> float:
+    def mean_height(nodes: list[Node], default: float) -> float:
         return sum(pos[id(n)][1] for n in nodes) / len(nodes) if nodes else default
 
     for x, column in enumerate(columns):
@@ -165,7 +170,7 @@ def draw_graph(root: Var, title: str | None = None, show_local: bool = True, max
 
 
 def plot_var_fit(history: "History", data: "Splits", xs: np.ndarray, curve: np.ndarray, title: str) -> Figure:
-    """One Var network on 1-D data: its training and validation loss per epoch, and the function it fitted."""
+    """One Node network on 1-D data: its training and validation loss per epoch, and the function it fitted."""
     fig = Figure(figsize=(style.MAX_WIDTH_IN, 2.5), layout="constrained")  # two panels across the text width
     loss_ax, fit_ax = fig.subplots(1, 2)
     loss_ax.plot(history.epoch_numbers(), history.train_loss, label="training")

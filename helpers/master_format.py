@@ -9,7 +9,8 @@ the student notebook and the autograder; this module only reads the format:
 
 - ``questions``: each question's name, points, kind and heading, and a written question's rubric;
 - ``solution_lines`` / ``given_lines``: the code a student writes, and the code a student is given;
-- ``printed_form``: a solution cell as the solved sheet prints it, without markers and prompts;
+- ``printed_form``: a solution cell as the solved sheet prints it, without markers and prompts, and
+  ``printed_solution_lines``: which of its lines a student writes;
 - ``is_boundary`` / ``test_cells``: the cells the solved sheet's PDF leaves out;
 - ``question_tests``: each test function with its question (the grader runs them as probes).
 """
@@ -255,6 +256,26 @@ def solution_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
 def given_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
     """The code lines a student is given: everything but the solutions, the prompts' stubs included."""
     return _split_lines(cells)[1]
+
+
+def printed_solution_lines(source: str) -> set[int]:
+    """Line numbers (from 1) of ``printed_form(source)`` that hold code a student writes."""
+    out, number, inside, in_prompt = set(), 0, False, False
+    for line in source.splitlines():
+        if in_prompt:
+            in_prompt = not _PROMPT_END.match(line)
+            continue
+        if _PROMPT_START.match(line):
+            in_prompt = True
+            continue
+        if _BLOCK_START.match(line) or _BLOCK_END.match(line):
+            inside = bool(_BLOCK_START.match(line))
+            continue
+        number += 1  # a line printed_form keeps
+        mark = _LINE_MARK.search(line)
+        if inside or (mark and mark.group(1) != "SEED"):
+            out.add(number)
+    return out
 
 
 def printed_form(source: str) -> str:

@@ -226,7 +226,7 @@ def scheduler_lrs(name: str, lr: float, epochs: int, **kwargs) -> list[float]:
     return lrs
 
 
-# --- 1.4 Optimisers in a narrow valley, and torch's Adam step ---------------------------------------
+# --- 1.4 Optimisers in a narrow valley ------------------------------------------------------------
 
 
 def descend_valley(make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer], steps: int,
@@ -265,25 +265,6 @@ def plot_valley_paths(paths: dict[str, np.ndarray], scales: tuple[float, float] 
         ax.grid(alpha=0.3)
     fig.legend(*ax_loss.get_legend_handles_labels(), loc="outside lower center", ncols=len(paths), fontsize=8)
     return fig
-
-
-def adam_step_torch(m_prev: float, v_prev: float, g: float, beta1: float = 0.9, beta2: float = 0.999,
-                    lr: float = 1e-3, eps: float = 1e-8, t: int = 1, w: float = 0.0) -> tuple[float, float, float]:
-    """Return (m, v, Δw) of one torch.optim.Adam step, as step t, from a state holding the given moments."""
-    if t < 1:
-        raise ValueError(f"t={t} is the 1-based number of the step being taken; use t >= 1.")
-    param = torch.nn.Parameter(torch.tensor([w], dtype=torch.float64))
-    optimizer = torch.optim.Adam([param], lr=lr, betas=(beta1, beta2), eps=eps, foreach=False)
-    # Adam increments the stored step before using it, so step t starts from t - 1.
-    optimizer.state[param] = {
-        "step": torch.tensor(float(t - 1)),
-        "exp_avg": torch.tensor([m_prev], dtype=torch.float64),
-        "exp_avg_sq": torch.tensor([v_prev], dtype=torch.float64),
-    }
-    param.grad = torch.tensor([g], dtype=torch.float64)
-    optimizer.step()
-    state = optimizer.state[param]
-    return state["exp_avg"].item(), state["exp_avg_sq"].item(), param.item() - w
 
 
 # --- 2.4 Two training runs side by side -------------------------------------------------------------

@@ -24,7 +24,7 @@ from .history import NAN, History
 from .metrics import Metric, accuracy
 
 __all__ = ["History", "Trainer", "fit", "evaluate", "score", "predict", "make_optimizer", "make_scheduler",
-           "make_loss", "TaskLoss", "OPTIMIZERS", "SCHEDULERS", "LOSSES"]
+           "loss_and_task", "TaskLoss", "OPTIMIZERS", "SCHEDULERS", "LOSSES"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULERS = ("step", "exponential", "cosine", "onecycle")
@@ -88,7 +88,7 @@ def make_scheduler(name: str | torch.optim.lr_scheduler.LRScheduler | None, opti
                          f"{cls.__name__}.") from err
 
 
-def make_loss(loss: str | nn.Module) -> tuple[nn.Module, str]:
+def loss_and_task(loss: str | nn.Module) -> tuple[nn.Module, str]:
     """Build the loss by name; return (loss module, task) with task 'multiclass', 'binary' or 'regression'."""
     if isinstance(loss, nn.Module):
         if isinstance(loss, (nn.CrossEntropyLoss, nn.NLLLoss)):
@@ -117,7 +117,7 @@ def _targets_for(task: str, logits: torch.Tensor, yb: torch.Tensor) -> torch.Ten
 
 
 class TaskLoss:
-    """A loss that shapes its targets for its task first (``make_loss``'s module and task).
+    """A loss that shapes its targets for its task first (``loss_and_task``'s module and task).
 
     A plain callable, not an nn.Module: it holds no weights, and a second Module call every step costs time.
     """
@@ -170,7 +170,7 @@ class Trainer:
         self.device = get_device(device)
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
-        self.loss_fn = TaskLoss(*make_loss(loss))
+        self.loss_fn = TaskLoss(*loss_and_task(loss))
         self.metrics = dict(metrics) if metrics is not None else default_metrics(self.loss_fn.task)
         self.amp = amp
         self.scheduler_name, self.scheduler_kwargs = scheduler, scheduler_kwargs
@@ -286,7 +286,7 @@ def _check_settings(settings: dict) -> None:
 def evaluate(model: nn.Module, loader: Loader, loss: str | nn.Module = "cross_entropy",
              device: str | torch.device | None = None, amp: bool = False) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` over ``loader`` (eval mode, no gradients); accuracy NaN for regression."""
-    loss_fn = TaskLoss(*make_loss(loss))
+    loss_fn = TaskLoss(*loss_and_task(loss))
     scores = score(model, loader, loss_fn, default_metrics(loss_fn.task), device_of(model, device), amp=amp)
     return scores["loss"], scores.get("acc", NAN)
 

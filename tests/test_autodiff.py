@@ -1,4 +1,7 @@
-"""Var gradients against torch and finite differences, the course behaviours, and the Var network."""
+"""The kit's network on Var (helpers.autodiff) and its drawing, on the tests' reference Var (tests/autodiff_reference.py).
+
+The reference Var is checked too (against torch and finite differences, the course behaviours): the kit's
+own tests stand on it, and benchmarks/autodiff.py times it."""
 from __future__ import annotations
 
 import math
@@ -10,9 +13,10 @@ import torch
 from matplotlib.figure import Figure
 
 from helpers.autodiff import (ConstantInitializer, DenseLayer, GlorotInitializer, HeInitializer, NormalInitializer,
-                              Var, Var_to_nparray, cross_entropy_loss, forward, nparray_to_Var, parameters,
-                              squared_loss, topological_order, update_parameters, zero_grad, zero_gradients)
+                              Var_to_nparray, nparray_to_Var, parameters)
 from helpers.autodiff_plot import draw_graph
+from tests.autodiff_reference import (Var, cross_entropy_loss, forward, squared_loss, topological_order,
+                                      update_parameters, zero_grad, zero_gradients)
 
 
 def _t(x: float) -> torch.Tensor:
@@ -73,9 +77,9 @@ def test_bad_operations_raise_clear_errors():
     with pytest.raises(TypeError):
         x + "a"
     with pytest.raises(ValueError, match="expects 3 inputs"):
-        DenseLayer(3, 2, Var.relu).forward([Var(1.0)])
+        DenseLayer(Var, 3, 2, Var.relu).forward([Var(1.0)])
     with pytest.raises(ValueError, match="Unknown activation"):
-        DenseLayer(3, 2, "swish")
+        DenseLayer(Var, 3, 2, "swish")
 
 
 # --- every operation against torch (float64) ----------------------------------------
@@ -218,7 +222,7 @@ def test_zero_grad_over_nested_collections():
 
 # --- the network on Var ----------------------------------------------------------------
 def test_dense_layer_matches_torch_linear():
-    layer = DenseLayer(3, 2, Var.tanh, NormalInitializer(std=0.5, seed=0))
+    layer = DenseLayer(Var, 3, 2, Var.tanh, NormalInitializer(std=0.5, seed=0))
     x = [0.5, -1.0, 2.0]
     out = layer.forward([Var(v) for v in x])
     sum(o * (k + 1) for k, o in enumerate(out)).backward()
@@ -246,10 +250,10 @@ def _numeric_grad(loss_fn, p: Var, eps: float = 1e-6) -> float:
 @pytest.mark.parametrize("loss_name", ["squared", "cross_entropy"])
 def test_network_gradients_match_finite_differences(loss_name):
     rng = np.random.default_rng(1)
-    X = nparray_to_Var(rng.normal(size=(5, 3)))
-    net = [DenseLayer(3, 4, Var.tanh, GlorotInitializer(seed=1)), DenseLayer(4, 2, Var.identity, HeInitializer(seed=2))]
+    X = nparray_to_Var(rng.normal(size=(5, 3)), Var)
+    net = [DenseLayer(Var, 3, 4, Var.tanh, GlorotInitializer(seed=1)), DenseLayer(Var, 4, 2, Var.identity, HeInitializer(seed=2))]
     if loss_name == "squared":
-        T = nparray_to_Var(rng.normal(size=(5, 2)))
+        T = nparray_to_Var(rng.normal(size=(5, 2)), Var)
         loss_fn = lambda: squared_loss(T, forward(X, net))  # noqa: E731
     else:
         T = [[1.0, 0.0] if k % 2 else [0.0, 1.0] for k in range(5)]
@@ -275,13 +279,13 @@ def test_cross_entropy_is_stable_and_matches_torch():
 
 
 def test_initializers():
-    const = DenseLayer(2, 3, Var.relu, ConstantInitializer(weight=0.5, bias=-1.0))
+    const = DenseLayer(Var, 2, 3, Var.relu, ConstantInitializer(weight=0.5, bias=-1.0))
     assert all(w.v == 0.5 for w in const.parameters()[:6]) and all(b.v == -1.0 for b in const.bias)
     for init, expected_std in ((NormalInitializer(std=0.1, seed=0), 0.1),
                                (GlorotInitializer(seed=0), math.sqrt(2 / 300)),
                                (GlorotInitializer("uniform", seed=0), math.sqrt(2 / 300)),
                                (HeInitializer(seed=0), math.sqrt(2 / 100))):
-        w = Var_to_nparray(init.init_weights(100, 200))
+        w = init.init_weights(100, 200)
         assert w.shape == (100, 200)
         assert w.std() == pytest.approx(expected_std, rel=0.03)
     with pytest.raises(ValueError, match="distribution"):
@@ -289,8 +293,8 @@ def test_initializers():
 
 
 def test_normal_initializer_bias_std():
-    assert all(b.v == 0.0 for b in NormalInitializer(seed=0).init_bias(50))  # the course's default
-    biases = np.array([b.v for b in NormalInitializer(seed=0, bias_std=3.0).init_bias(4000)])
+    assert not NormalInitializer(seed=0).init_bias(50).any()  # the course's default
+    biases = NormalInitializer(seed=0, bias_std=3.0).init_bias(4000)
     assert biases.std() == pytest.approx(3.0, rel=0.05) and abs(biases.mean()) < 0.2
     with pytest.raises(ValueError, match="bias_std"):
         NormalInitializer(bias_std=-1.0)
@@ -298,18 +302,18 @@ def test_normal_initializer_bias_std():
 
 def test_nparray_round_trip():
     x = np.arange(6.0).reshape(3, 2)
-    assert np.array_equal(Var_to_nparray(nparray_to_Var(x)), x)
-    assert Var_to_nparray(nparray_to_Var(np.arange(3.0))).shape == (3, 1)
+    assert np.array_equal(Var_to_nparray(nparray_to_Var(x, Var)), x)
+    assert Var_to_nparray(nparray_to_Var(np.arange(3.0), Var)).shape == (3, 1)
     with pytest.raises(ValueError, match="1-D or 2-D"):
-        nparray_to_Var(np.zeros((2, 2, 2)))
+        nparray_to_Var(np.zeros((2, 2, 2)), Var)
 
 
 def test_var_network_learns_a_regression():
     rng = np.random.default_rng(0)
     x = np.linspace(-2, 2, 20)
     t = np.sin(1.5 * x) + 0.05 * rng.normal(size=20)
-    X, T = nparray_to_Var(x), nparray_to_Var(t)
-    net = [DenseLayer(1, 8, Var.tanh, GlorotInitializer(seed=0)), DenseLayer(8, 1, Var.identity, GlorotInitializer(seed=1))]
+    X, T = nparray_to_Var(x, Var), nparray_to_Var(t, Var)
+    net = [DenseLayer(Var, 1, 8, Var.tanh, GlorotInitializer(seed=0)), DenseLayer(Var, 8, 1, Var.identity, GlorotInitializer(seed=1))]
     params = parameters(net)
     losses = []
     for _ in range(100):
@@ -375,3 +379,16 @@ def test_var_figures_fit_the_printed_text_width():
     a, b = Var(3.0, name="a"), Var(5.0, name="b")
     wide = draw_graph(a * b + a, figsize=(9.0, 3.0))
     assert wide.get_size_inches()[0] <= style.MAX_WIDTH_IN
+
+
+def test_layers_are_made_of_the_var_they_are_given():
+    class Other(Var):  # any node class: the notebook's own Var in sheet 1
+        __slots__ = ()
+
+    layer = DenseLayer(Other, 2, 3, "identity", ConstantInitializer(0.5, 0.25))
+    assert all(type(p) is Other for p in layer.parameters())
+    assert all(type(v) is Other for row in nparray_to_Var(np.ones((2, 2)), Other) for v in row)
+    out = layer.forward([Var(1.0), Var(2.0)])
+    assert [o.v for o in out] == [1.75] * 3 and out[0].op == "+"  # identity adds no node
+    with pytest.raises(ValueError, match="Var class"):
+        DenseLayer(2, 3, "relu")

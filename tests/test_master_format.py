@@ -99,3 +99,11 @@ def test_each_sheet_is_a_master_with_questions_named_by_task(notebook):
 def test_question_names_differ_across_sheets():
     names = [q.name for nb in NOTEBOOKS for q in mf.questions(json.loads(nb.read_text())["cells"])]
     assert len(names) == len(set(names)), "the gradebook has one column per question"
+
+
+def test_printed_solution_lines_number_the_printed_form():
+    source = ('def f(x):\n    """Doc."""\n    # BEGIN SOLUTION NO PROMPT\n    y = x + 1\n    return y\n    # END SOLUTION\n'
+              '    """ # BEGIN PROMPT\n    raise NotImplementedError\n    """ # END PROMPT\nz = 2  # SOLUTION\n')
+    printed = mf.printed_form(source).splitlines()
+    lines = mf.printed_solution_lines(source)
+    assert [printed[n - 1].strip() for n in sorted(lines)] == ["y = x + 1", "return y", "z = 2"]

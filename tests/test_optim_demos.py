@@ -1,4 +1,4 @@
-"""Sheet 2's machinery: torch's Adam step, the convex problem and its timing, landscapes, schedules, tables."""
+"""Sheet 2's machinery: the convex problem and its timing, landscapes, schedules, tables."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from helpers.optim_demos import (
-    adam_step_torch,
     compare_gd_variants,
     compare_runs,
     descend_rough_landscape,
@@ -29,39 +28,6 @@ from helpers.optim_demos import (
     valley_loss,
 )
 from helpers.history import History
-
-SHEET = dict(beta1=0.9, beta2=0.99, lr=0.01, eps=1e-8)
-
-
-def _adam_formula(m_prev, v_prev, g, beta1, beta2, lr, eps, t):
-    # The textbook step with bias correction, written independently of the module under test.
-    m = beta1 * m_prev + (1 - beta1) * g
-    v = beta2 * v_prev + (1 - beta2) * g * g
-    return m, v, -lr * (m / (1 - beta1 ** t)) / (math.sqrt(v / (1 - beta2 ** t)) + eps)
-
-
-def test_torch_adam_late_in_training_gives_the_course_values():
-    # After many steps 1 - β^t rounds to 1: torch's step is the uncorrected one the course computes.
-    m, v, dw = adam_step_torch(0.5, 0.2, 2.0, t=100_000, **SHEET)
-    assert (m, v) == pytest.approx((0.65, 0.238), abs=1e-12)
-    assert dw == pytest.approx(-0.013324, abs=5e-7)
-    _, v2, dw2 = adam_step_torch(0.5, 20.0, 2.0, t=100_000, **SHEET)
-    assert v2 == pytest.approx(19.84, abs=1e-12)
-    assert dw2 == pytest.approx(-0.0014593, abs=5e-8)
-
-
-@pytest.mark.parametrize("t", [1, 2, 5, 50])
-def test_torch_adam_step_matches_the_formula_with_bias_correction(t):
-    for v_prev in (0.2, 20.0):
-        ours = _adam_formula(0.5, v_prev, 2.0, t=t, **SHEET)
-        theirs = adam_step_torch(0.5, v_prev, 2.0, t=t, w=1.5, **SHEET)
-        assert theirs == pytest.approx(ours, rel=1e-12, abs=1e-15)
-
-
-def test_adam_torch_rejects_step_zero():
-    with pytest.raises(ValueError, match="t >= 1"):
-        adam_step_torch(0.5, 0.2, 2.0, t=0)
-
 
 def test_logistic_gradient_matches_autograd():
     X, y = two_blobs(50, seed=3)

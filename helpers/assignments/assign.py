@@ -15,7 +15,8 @@ solved ``<sheet>.ipynb`` and ``<sheet>.json`` (the sheet's questions, for the gr
 rubric and referred cells, for ``make mark``) beside the zip. A rubric never reaches the student folder: it lives
 in the BEGIN QUESTION cell, which otter drops, and the question metadata given to students holds no rubric.
 The student folder also gets a copy of ``helpers/`` (no master is in it), the packages to install
-and a README for students.
+and a README for students. The copy must hold no answer to a graded question (``leaks.find_answers``):
+``assign`` refuses to publish one that does.
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import master_format, store
+from . import leaks
 from ..config import REPO_ROOT
 from . import expected
 
@@ -112,18 +114,11 @@ def _staged(master: Path, stage: Path, found: list[master_format.Question]) -> P
     return copy
 
 
-def copy_student_kit(dest: Path) -> Path:
-    """Copy the kit as students get it (``helpers/``) to ``dest/helpers``; return that folder."""
-    target = Path(dest) / "helpers"
-    shutil.copytree(REPO_ROOT / "helpers", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return target
-
-
-def student_kit_zip() -> bytes:
+def student_kit_zip(masters: Sequence[Path] = ()) -> bytes:
     """The student kit as a zip (``helpers/…``): what a sandbox mounts when it grades a submission."""
     with tempfile.TemporaryDirectory(prefix="kit-student-kit-") as tmp:
         root = Path(tmp)
-        copy_student_kit(root)
+        refuse_answers(student_kit(root), [Path(m) for m in masters])
         # Compiled once here: the sandbox mounts the kit read-only, so each submission would compile it again.
         # Unchecked hash-based .pyc files hold no timestamp, so the same kit zips to the same bytes.
         compileall.compile_dir(root, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
@@ -156,7 +151,7 @@ def assign_one(master: Path, dist: Path, timeout: int = 600, kit: bytes | None =
         solved = result / "autograder" / master.name
         if solved.is_file():
             store.write_bytes(dist / "autograder" / master.name, solved.read_bytes())
-    kit = kit if kit is not None else student_kit_zip()
+    kit = kit if kit is not None else student_kit_zip([master])
     out_kit = store.write_bytes(dist / "autograder" / KIT_ZIP, kit)
     try:
         grading = expected.build(master, out_student, dist / "autograder" / master.name, kit, timeout=timeout)
@@ -179,8 +174,24 @@ def question_entry(question: master_format.Question) -> dict:
     return entry
 
 
-def student_extras(dist: Path) -> None:
-    """The student folder's README, its requirements and a copy of helpers/ (no master is in it)."""
+def student_kit(target: Path) -> Path:
+    """Copy helpers/ as students get it into ``target``/helpers (no caches); return the copy."""
+    shutil.copytree(REPO_ROOT / "helpers", Path(target) / "helpers", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return Path(target) / "helpers"
+
+
+def refuse_answers(kit: Path, masters: Sequence[Path]) -> None:
+    """Raise AssignError, naming each file and line, if the kit at ``kit`` holds an answer to a graded question."""
+    found = leaks.find_answers(kit, masters)
+    if found:
+        listed = "\n".join(f"  helpers/{leak}" for leak in found)
+        raise AssignError(f"helpers/ would give students the answer to a graded question:\n{listed}\n"
+                          "Move that code into the master's solution cell (or under tests/ for the kit's own tests), "
+                          "or rename it; see README, 'For instructors'.")
+
+
+def student_extras(dist: Path, masters: Sequence[Path] = ()) -> None:
+    """The student folder's README, its requirements and a copy of helpers/ (no master is in it, nor an answer)."""
     import tomllib
 
     student = dist / "student"
@@ -188,9 +199,12 @@ def student_extras(dist: Path) -> None:
     deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     store.write_text(student / "requirements.txt", "\n".join(deps) + "\n")
     tmp = Path(tempfile.mkdtemp(prefix=".helpers-", dir=student))
-    copy_student_kit(tmp)
-    store.publish_dir(tmp / "helpers", student / "helpers", replace=True)
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        kit = student_kit(tmp)
+        refuse_answers(kit, [Path(m) for m in masters])  # before anything is published to students
+        store.publish_dir(kit, student / "helpers", replace=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def summary(cells: list[dict]) -> str:
@@ -212,11 +226,11 @@ def assign(masters: list[Path], dist: Path, extras: bool = True,
     if clash:  # the gradebook has one column per question
         raise AssignError(f"Question names must differ across sheets; used more than once: {', '.join(clash)}.")
     done = []
-    kit = student_kit_zip()
+    kit = student_kit_zip(masters)
     for master in masters:
         done.append(assign_one(Path(master), Path(dist), kit=kit))
         if progress:
             progress(f"  {Path(master).name}: {summary(read_cells(Path(master)))}")
     if extras:
-        student_extras(Path(dist))
+        student_extras(Path(dist), [Path(m) for m in masters])
     return done

@@ -88,3 +88,17 @@ def test_cells_that_reach_into_the_grading_path_are_noted_and_ordinary_code_is_n
     notes = tamper.notes(cells)
     assert len(notes) == 4 and all("changes the grading path" in n for n in notes)
     assert [n.split(" ")[2] for n in notes] == ["2", "3", "4", "5"]
+
+
+def test_an_exercise_not_written_in_the_notebook_scores_nothing_at_all():
+    tests = [_master(EQUAL) | {"id": "a", "name": "test_split_sizes"},
+             _master(dict(EQUAL, got="__main__")) | {"id": "b", "name": "test_split_is_written_in_this_notebook"}]
+    expected = {"questions": {"q2_1": {"points": 3, "tests": tests}}}
+    imported = {"a": {"observations": [{"got": True}], "error": None},
+                "b": {"observations": [{"got": "helpers.data"}], "error": None}}
+    assert verdict.judge(expected, imported)["q2_1"]["score"] == 0.0
+    written = dict(imported, b={"observations": [{"got": "__main__"}], "error": None})
+    assert verdict.judge(expected, written)["q2_1"]["score"] == 3.0
+    unfinished = dict(imported, b={"observations": [{"got": "split: not written yet (it raises NotImplementedError)"}],
+                                   "error": None})
+    assert verdict.judge(expected, unfinished)["q2_1"]["score"] == 1.5  # partial credit stays for the rest

@@ -4,13 +4,19 @@ This runs in the grader's process, which never runs student code, and reads only
 sandbox wrote. For each test, the values the student's code gave (``got``) are compared, in order, with the
 values the master's own solution gave on the same probe at ``make assign``; the tolerance, the messages and
 the expected values all come from the master's record, never from the student's process. A question's points
-are split evenly over its tests (public and hidden), as otter-grader splits them.
+are split evenly over its tests (public and hidden), as otter-grader splits them; but a failed
+``test_…_written_in_this_notebook`` saying the exercise was imported or handed to the kit's code (not merely
+unfinished) scores the question 0.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ..exercises import _shown, close_mismatch
+
+
+WRITTEN_HERE = "written_in_this_notebook"  # a test of this name that fails takes its question's points with it,
+NOT_YET = ("not written yet", "nothing: ")  # unless the exercise is simply unfinished (helpers.provenance's words)
 
 
 def from_plain(value: Any) -> Any:
@@ -91,6 +97,9 @@ def judge(expected: dict, probes: Any) -> dict[str, dict]:
             tests.append({"name": test["name"], "hidden": bool(test["hidden"]), "passed": passed, "message": message})
         points = float(question["points"])
         share = points / len(tests) if tests else 0.0
-        questions[name] = {"score": round(share * sum(t["passed"] for t in tests), 6), "possible": points,
-                           "tests": tests}
+        score = round(share * sum(t["passed"] for t in tests), 6)
+        if any(t["name"].endswith(WRITTEN_HERE) and not t["passed"] and not any(
+                mark in t["message"] for mark in NOT_YET) for t in tests):
+            score = 0.0  # written elsewhere (imported, or handed to the kit's code): no other test of it counts
+        questions[name] = {"score": score, "possible": points, "tests": tests}
     return questions

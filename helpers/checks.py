@@ -5,8 +5,9 @@ Two kinds of claim, each printed as ✓ or ✗ with the values it was judged on,
 - ``check``: a finding the sheet's text states ("batch norm doubles the accuracy"). A ✗ is a result
   worth discussing (noise, a quick profile, a bug), never a crash.
 - ``invariant``: a fact of the code that must hold whatever the data (a gradient equals autograd's,
-  a table has the course's iteration counts). ``make test`` fails when any sheet's run record holds a
-  ✗ invariant: ``python -m helpers.checks build/smoke-pdf`` says which.
+  a table has the course's iteration counts). In every profile, the export command (``make pdf``,
+  ``make submit``) ends with exit code 1 naming each ✗ invariant of a sheet's run record (the PDF is
+  still written), and ``python -m helpers.checks build/smoke-pdf`` says the same for saved records.
 
 The course's reference numbers live in ``course_reference.toml`` beside this file.
 """
@@ -50,7 +51,7 @@ def check(claim: str, ok: Any, **values: Any) -> bool:
 
 
 def invariant(claim: str, ok: Any, **values: Any) -> bool:
-    """Print ✓/✗ for a fact of the code that must hold; return whether it held (``make test`` fails on ✗)."""
+    """Print ✓/✗ for a fact of the code that must hold; return whether it held (the export fails on ✗)."""
     return _judge(runlog.INVARIANT, claim, ok, values)
 
 
@@ -68,11 +69,8 @@ def _judge(kind: str, claim: str, ok: Any, values: dict[str, Any]) -> bool:
     return held
 
 
-def failed_invariants(record: dict[str, Any]) -> list[str]:
-    """The invariants a run record (a sheet's ``.run.json``) holds as ✗, each with its values."""
-    return [c["claim"] + (f"  ({', '.join(f'{k}={v}' for k, v in c.get('values', {}).items())})"
-                          if c.get("values") else "")
-            for c in record.get("checks", []) if c.get("kind") == runlog.INVARIANT and not c.get("ok")]
+# Re-exported: the smoke run (main below), the export command and the tests all judge a record by it.
+failed_invariants = runlog.failed_invariants
 
 
 def load_reference(sheet: str, path: Path = REFERENCE_FILE) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import runlog
+from . import machine, runlog
 from . import store
 from .config import get_profile, seeds_used
 
@@ -149,15 +149,18 @@ RECORD_ENV = "KIT_RUN_RECORD"
 
 
 def run_record() -> None:
-    """Show this run's record (profile, device, wall time, runs, claim checks); save it for the exporter."""
+    """Show this run's record (profile, device, CPU and torch threads, wall time, runs, claim checks); save it
+    for the exporter. The CPU and thread count trace a number that differs between machines (``helpers.machine``)."""
     from IPython.display import display
 
-    record = {**runlog.snapshot(), "profile": get_profile(), "device": _device_name(), "seeds": seeds_used()}
+    record = {**runlog.snapshot(), "profile": get_profile(), "device": _device_name(), **machine.describe(),
+              "seeds": seeds_used()}
     if os.environ.get(RECORD_ENV):   # set by helpers.export: the bundle and `make reproduce` read it
         store.write_json(os.environ[RECORD_ENV], record, indent=1)
     runs = record["runs"]
     summary = pd.DataFrame({"this run": {
-        "profile": record["profile"], "device": record["device"], "wall time": f"{record['wall_s']:.0f} s",
+        "profile": record["profile"], "device": record["device"],
+        "CPU": machine.label(record), "wall time": f"{record['wall_s']:.0f} s",
         "runs trained now": str(runs["trained"]), "runs from the cache": str(runs["cached"])}})
     display(summary.style.set_caption("Run record").set_properties(**{"text-align": "left"}))
     if not record["checks"]:

@@ -50,7 +50,7 @@ def sheets(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def test_an_invariant_fails_the_export_in_every_profile_and_names_it_while_the_pdf_is_written(sheets):
+def test_an_invariant_fails_make_pdf_and_make_submit_in_every_profile_naming_it_while_the_pdf_is_written(sheets):
     folder, out, cache = sheets["folder"], sheets["folder"] / "pdf", sheets["folder"] / "cache"
     both = [str(sheets["finding"]), str(sheets["broken"]), "--out", str(out), "--no-merge"]
 
@@ -72,3 +72,18 @@ def test_an_invariant_fails_the_export_in_every_profile_and_names_it_while_the_p
     assert again.returncode == 1 and named in again.stderr and "from the cache" in again.stdout
     alone = _export(str(sheets["finding"]), "--out", str(out), "--profile", "quick", cache=cache)
     assert alone.returncode == 0, alone.stdout + alone.stderr
+    # make submit: the bundle is written (a student hands in what ran) and the command fails the same way.
+    submit = _export("submit", str(sheets["broken"]), "--out", str(out), "--profile", "quick",
+                     "--bundles", str(folder / "submit"), cache=cache)
+    assert submit.returncode == 1 and named in submit.stderr and (folder / "submit" / "02_broken.zip").is_file()
+
+
+def test_the_contents_page_of_all_sheets_marks_a_sheet_with_an_invariant_x(tmp_path):
+    from helpers.export.merge import Sheet, cover_html
+
+    sheets = [Sheet("Sheet 1", tmp_path / "01.pdf"), Sheet("Sheet 2", tmp_path / "02.pdf", invariants=1, findings=2),
+              Sheet("Sheet 3", None, "boom")]
+    assert [s.status for s in sheets] == ["ok", "ok, 1 invariant(s) ✗, 2 preflight finding(s)", "FAILED"]
+    cover = cover_html(sheets, [2, 9, 20])
+    assert "<td class='failed'>ok, 1 invariant(s) ✗, 2 preflight finding(s)</td>" in cover
+    assert "1 sheet(s) ran with an invariant ✗" in cover and "<td class=''>ok</td>" in cover

@@ -164,8 +164,8 @@ def export_notebooks(paths: Iterable[Path], out_dir: Path, *, profile: str | Non
             from .browser import KitWebPDFExporter
             from .tidy import sheet_title
 
-            sheets = [Sheet(sheet_title(r.notebook), r.pdf if r.ok else None, r.error, len(r.findings))
-                      for r in results]
+            sheets = [Sheet(sheet_title(r.notebook), r.pdf if r.ok else None, r.error, len(r.findings),
+                            len(r.invariants)) for r in results]
             subtitle = f"Run profile {get_profile(profile)}, exported {datetime.date.today().isoformat()}"
             log(f"merged {len(sheets)} sheet(s) into "
                 f"{merge_sheets(sheets, target, KitWebPDFExporter().print_html, subtitle)}")

@@ -78,6 +78,7 @@ $(STAMP): pyproject.toml
 pdf-tools:
 	bash scripts/setup_pdf_tools.sh
 
+# Ends non-zero naming it when a sheet's run has an invariant ✗ (in every profile); the PDFs are still written.
 pdf: $(STAMP) pdf-tools
 	KIT_PROFILE=$(KIT_PROFILE) $(PY) -m helpers.export $(NB) --profile $(KIT_PROFILE) --out $(OUT) --via $(VIA) $(FORCE_FLAG)
 

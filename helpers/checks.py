@@ -5,8 +5,9 @@ Two kinds of claim, each printed as ✓ or ✗ with the values it was judged on,
 - ``check``: a finding the sheet's text states ("batch norm doubles the accuracy"). A ✗ is a result
   worth discussing (noise, a quick profile, a bug), never a crash.
 - ``invariant``: a fact of the code that must hold whatever the data (a gradient equals autograd's,
-  a table has the course's iteration counts). ``make test`` fails when any sheet's run record holds a
-  ✗ invariant: ``python -m helpers.checks build/smoke-pdf`` says which.
+  a table has the course's iteration counts). In every profile, the export command (``make pdf``,
+  ``make submit``) ends with exit code 1 naming each ✗ invariant of a sheet's run record (the PDF is
+  still written), and ``python -m helpers.checks build/smoke-pdf`` says the same for saved records.
 
 The course's reference numbers live in ``course_reference.toml`` beside this file.
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import runlog
+from . import machine, runlog
 from . import store
 from .config import get_profile, seeds_used
 
@@ -50,7 +51,7 @@ def check(claim: str, ok: Any, **values: Any) -> bool:
 
 
 def invariant(claim: str, ok: Any, **values: Any) -> bool:
-    """Print ✓/✗ for a fact of the code that must hold; return whether it held (``make test`` fails on ✗)."""
+    """Print ✓/✗ for a fact of the code that must hold; return whether it held (the export fails on ✗)."""
     return _judge(runlog.INVARIANT, claim, ok, values)
 
 
@@ -68,11 +69,8 @@ def _judge(kind: str, claim: str, ok: Any, values: dict[str, Any]) -> bool:
     return held
 
 
-def failed_invariants(record: dict[str, Any]) -> list[str]:
-    """The invariants a run record (a sheet's ``.run.json``) holds as ✗, each with its values."""
-    return [c["claim"] + (f"  ({', '.join(f'{k}={v}' for k, v in c.get('values', {}).items())})"
-                          if c.get("values") else "")
-            for c in record.get("checks", []) if c.get("kind") == runlog.INVARIANT and not c.get("ok")]
+# Re-exported: the smoke run (main below), the export command and the tests all judge a record by it.
+failed_invariants = runlog.failed_invariants
 
 
 def load_reference(sheet: str, path: Path = REFERENCE_FILE) -> dict[str, Any]:
@@ -151,15 +149,18 @@ RECORD_ENV = "KIT_RUN_RECORD"
 
 
 def run_record() -> None:
-    """Show this run's record (profile, device, wall time, runs, claim checks); save it for the exporter."""
+    """Show this run's record (profile, device, CPU and torch threads, wall time, runs, claim checks); save it
+    for the exporter. The CPU and thread count trace a number that differs between machines (``helpers.machine``)."""
     from IPython.display import display
 
-    record = {**runlog.snapshot(), "profile": get_profile(), "device": _device_name(), "seeds": seeds_used()}
+    record = {**runlog.snapshot(), "profile": get_profile(), "device": _device_name(), **machine.describe(),
+              "seeds": seeds_used()}
     if os.environ.get(RECORD_ENV):   # set by helpers.export: the bundle and `make reproduce` read it
         store.write_json(os.environ[RECORD_ENV], record, indent=1)
     runs = record["runs"]
     summary = pd.DataFrame({"this run": {
-        "profile": record["profile"], "device": record["device"], "wall time": f"{record['wall_s']:.0f} s",
+        "profile": record["profile"], "device": record["device"],
+        "CPU": machine.label(record), "wall time": f"{record['wall_s']:.0f} s",
         "runs trained now": str(runs["trained"]), "runs from the cache": str(runs["cached"])}})
     display(summary.style.set_caption("Run record").set_properties(**{"text-align": "left"}))
     if not record["checks"]:

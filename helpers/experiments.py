@@ -47,13 +47,14 @@ from tqdm.auto import tqdm
 
 from . import cluster, runlog, store
 from .config import cache_dir, get_profile, number_setting
+from .device import WORKER_THREADS, cpu_threads_for
 from .history import History, summarize
 from .workers import NEED, DaskPool, LocalPool, Shipment, absorb, ship, train_once
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["run_grid", "GridRunError", "cache_key", "function_name", "summarize", "trained_model"]
+__all__ = ["run_grid", "GridRunError", "cache_key", "function_name", "summarize", "trained_model", "train_as_in_grid"]
 
 
 # --- Cache keys --------------------------------------------------------------------------------
@@ -490,6 +491,18 @@ def _frame(runs: list[_Run], records: list, params: list[str], keep_models: bool
     frame.attrs["params"] = params
     return frame
 
+
+
+def train_as_in_grid(train_fn: Callable[..., Any], /, *, seed: int = 0, **params: Any) -> Any:
+    """Run ``train_fn(**params, seed=seed)`` here exactly as a grid's run trains on a worker; return what it returns.
+
+    A run the text compares with a grid's run (the grid's winner trained again to keep its model, a check that
+    it is the grid's model) must train on the grid's thread count: torch's sums, and so a run's numbers, change
+    with it, and a kernel uses every core while each grid run trains on ``WORKER_THREADS``. The kernel's own
+    thread count is restored afterwards.
+    """
+    with cpu_threads_for(WORKER_THREADS):
+        return train_fn(**params, seed=seed)
 
 
 def trained_model(row: Any, model: "nn.Module") -> "nn.Module":

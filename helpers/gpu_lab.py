@@ -39,6 +39,7 @@ from .callbacks import Callback
 from .config import seed_everything
 from .data import Split, Splits, cifar10_datasets, load_cifar10, make_dataloader
 from .device import CUDA_KIND, MemoryMeter, amp_dtype, get_device, grad_scaler, run_memory_kind, synchronize
+from .machine import cpu_model
 from .models import LargeNet, MediumNet, SmallNet, count_parameters
 from .training import Trainer, evaluate, fit, make_optimizer
 
@@ -55,8 +56,7 @@ def device_name(device: torch.device | str | None = None) -> str:
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return f"Apple {platform.machine()} GPU (mps)"
-    cpu = platform.processor() or platform.machine() or "CPU"
-    return f"{cpu} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    return f"{cpu_model()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 
 # --- timing --------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def environment_report(device: torch.device | str | None = None, amp: bool = Fal
         "cuda": torch.version.cuda or "none (CPU build)",
         "cudnn": (str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none"),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_threads": torch.get_num_threads(),
         "amp": bool(amp),

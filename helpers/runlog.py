@@ -2,6 +2,8 @@
 
 A ground-floor module with no kit imports: ``checks`` writes claims and reference rows into it,
 ``experiments`` counts runs, and the exporter's run record at the end of a sheet reads it back.
+``failed_invariants`` reads a saved record without pandas or torch: the export command judges every
+sheet's record with it, a sheet served from its cache included.
 """
 from __future__ import annotations
 
@@ -58,6 +60,13 @@ def snapshot() -> dict[str, Any]:
         "checks": [asdict(c) for c in _CHECKS],
         "reference": [dict(r) for r in _REFERENCE],
     }
+
+
+def failed_invariants(record: dict[str, Any]) -> list[str]:
+    """The invariants a run record (a sheet's ``.run.json``) holds as ✗, each as 'claim  (name=value, ...)'."""
+    return [c["claim"] + (f"  ({', '.join(f'{k}={v}' for k, v in c.get('values', {}).items())})"
+                          if c.get("values") else "")
+            for c in record.get("checks", []) if c.get("kind") == INVARIANT and not c.get("ok")]
 
 
 def reset() -> None:

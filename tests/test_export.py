@@ -17,7 +17,8 @@ from pypdf import PdfReader, PdfWriter
 from helpers.export.browser import find_browser, playwright_browser
 from helpers.export.cli import main
 from helpers.export.merge import merge_pdfs
-from helpers.export.tidy import WIDGET_STATE, WIDGET_VIEW, tidy_notebook
+from helpers import machine
+from helpers.export.tidy import WIDGET_STATE, WIDGET_VIEW, tidy_notebook, with_title_block
 
 MINI = Path(__file__).parent / "fixtures" / "mini.ipynb"
 ON_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
@@ -92,8 +93,18 @@ def test_each_sheet_opens_with_its_title_block(mini_pdf):
     first = subprocess.run(["pdftotext", "-l", "1", str(mini_pdf), "-"], check=True, capture_output=True,
                            text=True).stdout
     for label in ("Sheet", "Mini sheet: export check (mini.ipynb)", "Run profile", "smoke", "Device",
-                  "Kit version", "Date"):
+                  "Kit version", "Date", "CPU", machine.cpu_model()):
         assert label in first, label
+
+
+def test_the_cover_names_the_cpu_and_torch_threads_the_run_recorded(tmp_path):
+    """The run's machine, not the printing one's: a notebook without a run record says so."""
+    record = {"cpu": "Intel(R) Xeon(R) Gold 6338", "cpu_cores": 2, "torch_threads": 2, "cpu_capability": "AVX512"}
+    nb = new_notebook(cells=[new_markdown_cell("# A sheet")], metadata={"kit": {"device": "cpu", "record": record}})
+    cover = with_title_block(nb, tmp_path / "01_a.ipynb", "quick").cells[0].source
+    assert "<b>CPU</b></td><td>Intel(R) Xeon(R) Gold 6338, 2 cores; torch 2 threads, AVX512</td>" in cover
+    stored = new_notebook(cells=[new_markdown_cell("# A sheet")], metadata={"kit": {"device": "cpu"}})
+    assert "<b>CPU</b></td><td>not recorded</td>" in with_title_block(stored, tmp_path / "01_a.ipynb", "quick").cells[0].source
 
 
 def test_pdf_has_bookmarks_from_the_headings(mini_pdf):

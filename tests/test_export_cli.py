@@ -48,7 +48,8 @@ def test_bad_chromium_path_is_found_before_any_notebook_runs(tmp_path, monkeypat
 def _record(profile: str, rows: list[dict]) -> dict:
     return {"profile": profile, "device": "cpu", "wall_s": 754.2, "executed_at": "2026-11-24T10:00:00+00:00",
             "runs": {"trained": 12, "cached": 3}, "checks": [{"claim": "c", "ok": True, "values": {}}],
-            "reference": rows, "seeds": [0]}
+            "reference": rows, "seeds": [0], "cpu": "AMD EPYC 7B13", "cpu_cores": 2, "torch_threads": 2,
+            "cpu_capability": "AVX2"}
 
 
 def test_reproduction_document_collects_each_sheets_reference_rows(tmp_path):
@@ -61,6 +62,7 @@ def test_reproduction_document_collects_each_sheets_reference_rows(tmp_path):
     text = doc.read_text()
     assert "## 01_a" in text and "## 02_b" in text
     assert "profile **full** · 2026-11-24 · device cpu · wall time 12 min 34 s" in text
+    assert "claim checks: 1 of 1 hold · CPU AMD EPYC 7B13, 2 cores; torch 2 threads, AVX2" in text
     assert "| 6.1 Q1 | test accuracy \\| best | 0.88 | 0.87 | full | reproduced |" in text
     assert "recorded no course-reference table" in text
 

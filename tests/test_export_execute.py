@@ -6,8 +6,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from helpers import machine
 from helpers.export.execute import NotebookFailed, execute_notebook, pin_kit_paths
 
 
@@ -23,12 +25,14 @@ def ran(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sheet")
     path = _write(folder / "07_checks.ipynb",
                   new_markdown_cell("# Sheet 7"),
-                  new_code_cell("from helpers.checks import check\nfrom helpers.config import seed_everything"),
+                  new_code_cell("from helpers.checks import check\nfrom helpers.config import seed_everything\n"
+                                "import helpers.device  # sets torch's threads from KIT_THREADS"),
                   new_code_cell("seed_everything(3)\nx = 2 + 2"),
                   new_code_cell('check("two and two make four", x == 4, x=x)\ncheck("x is odd", x % 2 == 1, x=x)'))
     progress = io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KIT_CACHE", str(folder / "cache"))
+        mp.setenv("KIT_THREADS", "2")
         nb = execute_notebook(path, profile="smoke", timeout=120, progress=progress)
     return nb, progress.getvalue()
 
@@ -57,8 +61,12 @@ def test_run_record_is_shown_and_saved_in_the_notebook(ran):
     assert [(c["claim"], c["ok"]) for c in record["checks"]] == [("two and two make four", True), ("x is odd", False)]
     assert record["seeds"] == [3] and record["runs"] == {"trained": 0, "cached": 0}
     assert record["device"]
+    # The machine, so that a number that differs between two machines can be traced.
+    assert record["cpu"] == machine.cpu_model() and record["torch_threads"] == 2
+    assert record["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     shown = "".join(str(o.get("data", {}).get("text/html", "")) for o in nb.cells[-1].outputs)
     assert "Run record" in shown and "two and two make four" in shown and "✗" in shown
+    assert machine.label(record) in shown and "torch 2 threads" in shown
     assert nb.metadata["kit"]["environment"]["versions"]["python"]
 
 

@@ -15,6 +15,9 @@ of all notebooks that exported are merged into ``all-sheets.pdf`` when more than
 asked for (so exporting one sheet does not clobber the complete file).  A cell that raises stops
 that notebook only: the message names the notebook, the cell and the error, the other notebooks
 still export, a summary table lists every notebook, and the exit code is 1 if any failed.
+A sheet whose run record holds an invariant ✗ (``helpers.checks.invariant``: a fact of the code, in
+any profile, executed now or served from the cache) is exported too, so the student can see it, but
+the summary names the invariant with its values and the exit code is 1 (``make pdf``, ``make submit``).
 
 Routes
 ------
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import shutil
 import sys
 import time
@@ -57,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import get_profile
+from ..runlog import failed_invariants
 from .build import build_sheet, plan
 from .execute import DEFAULT_TIMEOUT, NotebookFailed, pin_kit_paths
 
@@ -84,6 +89,7 @@ class ExportResult:
     error: str | None = None
     how: str = ""        # executed, reprinted (stored outputs, new markdown) or cached (PDF reused)
     findings: list[Finding] = field(default_factory=list)   # preflight: what did not fit the page
+    invariants: list[str] = field(default_factory=list)     # the run record's ✗ invariants, with their values
 
     @property
     def ok(self) -> bool:
@@ -108,6 +114,8 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
             built = build_sheet(path, out_dir, render, profile=profile, via=via, timeout=timeout, force=force,
                                 findings=result.findings, pagebreaks=pagebreaks)
             result.executed, result.pdf, result.pages, result.how = built.notebook, built.pdf, built.pages, built.how
+            if built.record is not None:
+                result.invariants = failed_invariants(json.loads(built.record.read_text(encoding="utf-8")))
         else:
             import nbformat
             from pypdf import PdfReader
@@ -116,6 +124,7 @@ def export_notebook(path: Path, out_dir: Path, *, profile: str | None = None, ex
             result.pdf = out_dir / f"{path.stem}.pdf"
             result.pdf.write_bytes(_to_pdf(nb, path, via, profile, findings=result.findings, pagebreaks=pagebreaks))
             result.pages = len(PdfReader(result.pdf).pages)
+            result.invariants = failed_invariants(nb.metadata.get("kit", {}).get("record") or {})
     except Exception as error:  # one notebook's failure must not stop the others
         result.pdf = None
         # A PDF left from an earlier run would look like this run's result.
@@ -155,8 +164,8 @@ def export_notebooks(paths: Iterable[Path], out_dir: Path, *, profile: str | Non
             from .browser import KitWebPDFExporter
             from .tidy import sheet_title
 
-            sheets = [Sheet(sheet_title(r.notebook), r.pdf if r.ok else None, r.error, len(r.findings))
-                      for r in results]
+            sheets = [Sheet(sheet_title(r.notebook), r.pdf if r.ok else None, r.error, len(r.findings),
+                            len(r.invariants)) for r in results]
             subtitle = f"Run profile {get_profile(profile)}, exported {datetime.date.today().isoformat()}"
             log(f"merged {len(sheets)} sheet(s) into "
                 f"{merge_sheets(sheets, target, KitWebPDFExporter().print_html, subtitle)}")
@@ -172,11 +181,18 @@ def summary_table(results: Sequence[ExportResult]) -> str:
     rows = [("notebook", "status", "pages", "time", "result")]
     for r in results:
         detail = str(r.pdf) if r.ok else (r.error or "").splitlines()[0].removeprefix(f"{r.notebook}: ")
-        rows.append((r.notebook.name, ("ok" + (f" ({r.how})" if r.how else "")) if r.ok else "FAILED", str(r.pages) if r.ok else "-",
+        status = ("ok" + (f" ({r.how})" if r.how else "")) if r.ok else "FAILED"
+        if r.invariants:
+            status += f", {len(r.invariants)} invariant(s) ✗"
+        rows.append((r.notebook.name, status, str(r.pages) if r.ok else "-",
                      f"{r.seconds:.1f}s", detail))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
+    broken = [(r.notebook.stem, claim) for r in results for claim in r.invariants]
+    if broken:
+        lines += ["", f"Invariants: {len(broken)} invariant(s) do not hold (the PDF shows them; the code disagrees with itself):"]
+        lines += [f"  {sheet}: invariant does not hold: {claim}" for sheet, claim in broken]
     findings = [str(f) for r in results for f in r.findings]
     if findings:
         lines += ["", f"Preflight: {len(findings)} thing(s) wider than the printed text:"]
@@ -229,16 +245,25 @@ def _run_export(args: argparse.Namespace) -> list[ExportResult] | None:
 
 
 def _report(results: Sequence[ExportResult], strict: bool = False) -> int:
-    """Print the summary table; exit code 1 when any notebook failed (or, strict, did not fit)."""
+    """Print the summary table; exit code 1 when any notebook failed, any run has an invariant ✗ (in every
+    profile: its numbers cannot be trusted), or, strict, anything did not fit the page."""
     print("\n" + summary_table(results))
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"\n{len(failed)} of {len(results)} notebook(s) failed.", file=sys.stderr)
+    broken = [r for r in results if r.invariants]
+    for r in broken:
+        for claim in r.invariants:
+            print(f"{r.notebook.stem}: invariant does not hold: {claim}", file=sys.stderr)
+    if broken:
+        print(f"\n{len(broken)} notebook(s) ran with an invariant ✗ (listed above): a fact of the code does not hold, "
+              "so the numbers beside it cannot be trusted. The PDFs are written so you can look; fix the code "
+              "the invariant checks (or report it), then export again.", file=sys.stderr)
     unfit = [r for r in results if r.findings]
     if strict and unfit:
         print(f"\n--strict: {len(unfit)} notebook(s) have content wider than the page (listed above); "
               "shorten the line, narrow or transpose the table, or split the equation.", file=sys.stderr)
-    return 1 if failed or (strict and unfit) else 0
+    return 1 if failed or broken or (strict and unfit) else 0
 
 
 def _check_out_dir(out: Path) -> None:

@@ -2,7 +2,7 @@
 
 A grader opens one file and must find every sheet in it, including the one that failed: a
 failed sheet gets a page saying why instead of vanishing.  The cover lists each sheet with its
-first page and status (ok, ok with preflight findings, failed); the PDF's bookmarks hold one
+first page and status (ok, ok with invariants ✗ or preflight findings, failed); the PDF's bookmarks hold one
 entry per sheet with the sheet's own heading bookmarks nested inside.  Cover and failure pages are
 printed by the same Chromium as the sheets (``KitWebPDFExporter.print_html``).
 """
@@ -38,13 +38,16 @@ class Sheet:
     pdf: Path | None = None
     error: str | None = None
     findings: int = 0
+    invariants: int = 0     # ✗ invariants in its run record: printed, but its numbers cannot be trusted
 
     @property
     def status(self) -> str:
-        """'ok', 'ok, N preflight findings' or 'FAILED'."""
+        """'ok', 'ok, N invariant(s) ✗, M preflight finding(s)' (either part alone) or 'FAILED'."""
         if self.pdf is None:
             return "FAILED"
-        return f"ok, {self.findings} preflight finding(s)" if self.findings else "ok"
+        parts = [f"{self.invariants} invariant(s) ✗"] * bool(self.invariants)
+        parts += [f"{self.findings} preflight finding(s)"] * bool(self.findings)
+        return ", ".join(["ok", *parts])
 
 
 def merge_pdfs(pdfs: Sequence[Path], target: Path) -> Path:
@@ -80,11 +83,14 @@ def cover_html(sheets: Sequence[Sheet], first_pages: Sequence[int], subtitle: st
     """The cover page: a table of contents with first pages and each sheet's status."""
     rows = "".join(
         f"<tr><td class='num'>{number}</td><td>{html.escape(sheet.title)}</td>"
-        f"<td class='{'failed' if sheet.pdf is None else ''}'>{html.escape(sheet.status)}</td>"
+        f"<td class='{'failed' if sheet.pdf is None or sheet.invariants else ''}'>{html.escape(sheet.status)}</td>"
         f"<td class='num'>{page}</td></tr>"
         for number, (sheet, page) in enumerate(zip(sheets, first_pages), 1))
     failed = sum(sheet.pdf is None for sheet in sheets)
     note = (f"<p class='failed'>{failed} sheet(s) failed; their page says why.</p>" if failed else "")
+    if broken := sum(bool(sheet.pdf and sheet.invariants) for sheet in sheets):
+        note += (f"<p class='failed'>{broken} sheet(s) ran with an invariant ✗ (a fact of the code does not hold): "
+                 "their run record, at the end of the sheet, names it.</p>")
     return (f"<html><head><meta charset='utf-8'>{PAGE_STYLE}</head><body><h1>Course sheets</h1>"
             f"<p>{html.escape(subtitle)}</p>{note}"
             f"<table><tr><th>#</th><th>Sheet</th><th>Status</th><th>Page</th></tr>{rows}</table></body></html>")

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .. import store
+from .. import machine, store
 from ..config import REPO_ROOT
 
 REPRODUCTION = REPO_ROOT / "docs" / "REPRODUCTION.md"
@@ -31,7 +31,7 @@ def sheet_section(name: str, record: dict[str, Any] | None) -> str:
     line = (f"profile **{record.get('profile')}** · {str(record.get('executed_at') or '')[:10]} · "
             f"device {record.get('device')} · wall time {_duration(record.get('wall_s'))} · "
             f"runs trained {record.get('runs', {}).get('trained')}, cached {record.get('runs', {}).get('cached')} · "
-            f"claim checks: {held} of {len(checks)} hold")
+            f"claim checks: {held} of {len(checks)} hold" + (f" · CPU {machine.label(record)}" if record.get("cpu") else ""))
     rows = record.get("reference") or []
     if not rows:
         return f"## {name}\n\n{line}\n\nThis sheet recorded no course-reference table.\n"

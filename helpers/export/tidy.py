@@ -23,7 +23,7 @@ home folder.  The clean-ups, applied to a copy of the executed notebook just bef
   its raw block cells and its test cells are left out, and its solution cells show the solution
   without otter's markers and student prompts.
 
-``title_block`` builds the box that opens each sheet's PDF (sheet, profile, date, device, version).
+``title_block`` builds the box that opens each sheet's PDF (sheet, profile, date, device, CPU, version).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from pathlib import Path
 from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell, new_output
 
-from .. import master_format
+from .. import machine, master_format
 from ..config import REPO_ROOT
 from .provenance import kit_label
 
@@ -137,9 +137,11 @@ def hide_paths(text: str, prefixes: list[tuple[str, str]] | None = None) -> str:
     return text
 
 
-def title_block(sheet: str, profile: str, date: str, device: str, version: str) -> NotebookNode:
-    """The box that opens a sheet's PDF: which sheet, which profile, when, on what, with which kit."""
-    rows = [("Sheet", sheet), ("Run profile", profile), ("Date", date), ("Device", device), ("Kit version", version)]
+def title_block(sheet: str, profile: str, date: str, device: str, version: str,
+                cpu: str = "not recorded") -> NotebookNode:
+    """The box that opens a sheet's PDF: which sheet, which profile, when, on what (device, CPU), with which kit."""
+    rows = [("Sheet", sheet), ("Run profile", profile), ("Date", date), ("Device", device), ("CPU", cpu),
+            ("Kit version", version)]
     cells = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in rows)
     cell = new_markdown_cell(f'<div class="kit-title"><table>{cells}</table></div>')
     cell["id"] = TITLE_ID
@@ -147,14 +149,18 @@ def title_block(sheet: str, profile: str, date: str, device: str, version: str) 
 
 
 def with_title_block(nb: NotebookNode, path: Path, profile: str) -> NotebookNode:
-    """A copy of ``nb`` opening with the title block: sheet, profile, date, device, kit version."""
+    """A copy of ``nb`` opening with the title block: sheet, profile, date, device, CPU, kit version.
+
+    The CPU line (model, torch threads, torch's CPU kernels) is the one the run recorded: a notebook printed
+    from stored outputs without a run record says "not recorded" rather than name the printing machine."""
     # The device the kernel recorded wins; else the one the kit picks here (KIT_DEVICE, cuda, mps, cpu).
     device = nb.metadata.get("kit", {}).get("device")
     if not device:
         from ..device import get_device  # imports torch: only for notebooks that recorded no device
         device = get_device().type
     block = title_block(sheet=f"{sheet_title(path)} ({path.name})", profile=profile,
-                        date=datetime.date.today().isoformat(), device=str(device), version=kit_label())
+                        date=datetime.date.today().isoformat(), device=str(device), version=kit_label(),
+                        cpu=machine.label(nb.metadata.get("kit", {}).get("record") or {}))
     nb = copy.deepcopy(nb)
     nb.cells.insert(0, block)
     return nb

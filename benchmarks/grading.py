@@ -29,13 +29,20 @@ REPO = Path(__file__).resolve().parent.parent
 PER_SHEET = 8
 
 
+# Tests that need another question's answer: 2l's hidden training test trains a network made of the notebook's
+# own Var (2b), since the kit ships none. Solved alone, 2l loses that test's share: (question, tests, needing it).
+NEEDS_ANOTHER = {"q2l": (5, 1)}
+
+
 def expected(name: str, questions: list[mf.Question]) -> float:
     """The autograded points a sample should score."""
     code = [q for q in questions if not q.manual]
     if name == "untouched":
         return 0.0
     if name.startswith("solved-"):
-        return next(q.points for q in code if q.name == name.removeprefix("solved-"))
+        question = next(q for q in code if q.name == name.removeprefix("solved-"))
+        tests, needing = NEEDS_ANOTHER.get(question.name, (1, 0))
+        return round(question.points * (tests - needing) / tests, 6)
     return sum(q.points for q in code)  # the master, and the solved sheet with a failing cell or moved check cells
 
 

@@ -258,9 +258,9 @@ def given_lines(cells: Sequence[Mapping[str, Any]]) -> list[str]:
     return _split_lines(cells)[1]
 
 
-def printed_solution_lines(source: str) -> set[int]:
-    """Line numbers (from 1) of ``printed_form(source)`` that hold code a student writes."""
-    out, number, inside, in_prompt = set(), 0, False, False
+def _printed(source: str) -> Iterator[tuple[str, bool]]:
+    """Each line the solved sheet prints, as written (markers still on it), and whether a solution block holds it."""
+    inside = in_prompt = False
     for line in source.splitlines():
         if in_prompt:
             in_prompt = not _PROMPT_END.match(line)
@@ -271,7 +271,13 @@ def printed_solution_lines(source: str) -> set[int]:
         if _BLOCK_START.match(line) or _BLOCK_END.match(line):
             inside = bool(_BLOCK_START.match(line))
             continue
-        number += 1  # a line printed_form keeps
+        yield line, inside
+
+
+def printed_solution_lines(source: str) -> set[int]:
+    """Line numbers (from 1) of ``printed_form(source)`` that hold code a student writes."""
+    out = set()
+    for number, (line, inside) in enumerate(_printed(source), 1):
         mark = _LINE_MARK.search(line)
         if inside or (mark and mark.group(1) != "SEED"):
             out.add(number)
@@ -280,15 +286,4 @@ def printed_solution_lines(source: str) -> set[int]:
 
 def printed_form(source: str) -> str:
     """A solution cell as the solved sheet shows it: the solution kept, markers and prompts dropped."""
-    out, in_prompt = [], False
-    for line in source.splitlines():
-        if in_prompt:
-            in_prompt = not _PROMPT_END.match(line)
-            continue
-        if _PROMPT_START.match(line):
-            in_prompt = True
-            continue
-        if _BLOCK_START.match(line) or _BLOCK_END.match(line):
-            continue
-        out.append(_LINE_MARK.sub("", line))
-    return "\n".join(out)
+    return "\n".join(_LINE_MARK.sub("", line) for line, _ in _printed(source))

@@ -260,17 +260,9 @@ def generate(student: dict, master_cells: list[dict], n: int, *, seed: int = 0, 
 
 def master_tests(master_cells: list[dict]) -> dict[str, list[tuple[str, bool]]]:
     """Each question's tests in a master: (function name, hidden), in order."""
-    tests = mf.test_cells(master_cells)
-    found: dict[str, list[tuple[str, bool]]] = {}
-    current = None
-    for index, cell in enumerate(master_cells):
-        head = source(cell).lstrip() if mf.is_boundary(cell) else ""
-        if head.startswith("# BEGIN QUESTION"):
-            current = mf.questions([cell])[0].name
-            found[current] = []
-        elif index in tests and current is not None:
-            for name in re.findall(r"^def (test_\w+)", source(cell), re.MULTILINE):
-                found[current].append((name, mf.is_hidden_test(cell)))
+    found: dict[str, list[tuple[str, bool]]] = {q.name: [] for q in mf.questions(master_cells)}
+    for test in mf.question_tests(master_cells):
+        found[test.question].append((test.name, test.hidden))
     return found
 
 

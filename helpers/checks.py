@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import machine, runlog
 from . import store
-from .config import get_profile, seeds_used
+from .config import get_profile, seed_offset, seeds_used
 
 REFERENCE_FILE = Path(__file__).with_name("course_reference.toml")
 
@@ -154,12 +154,14 @@ def run_record() -> None:
     from IPython.display import display
 
     record = {**runlog.snapshot(), "profile": get_profile(), "device": _device_name(), **machine.describe(),
-              "seeds": seeds_used()}
+              "seeds": seeds_used(), **({"seed_offset": seed_offset()} if seed_offset() else {})}
     if os.environ.get(RECORD_ENV):   # set by helpers.export: the bundle and `make reproduce` read it
         store.write_json(os.environ[RECORD_ENV], record, indent=1)
     runs = record["runs"]
     summary = pd.DataFrame({"this run": {
-        "profile": record["profile"], "device": record["device"],
+        "profile": record["profile"], **({"seed offset (KIT_SEED)": str(record["seed_offset"])}
+                                         if record.get("seed_offset") else {}),
+        "device": record["device"],
         "CPU": machine.label(record), "wall time": f"{record['wall_s']:.0f} s",
         "runs trained now": str(runs["trained"]), "runs from the cache": str(runs["cached"])}})
     display(summary.style.set_caption("Run record").set_properties(**{"text-align": "left"}))

@@ -9,11 +9,14 @@ import math
 import numbers
 import os
 import random
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("smoke", "quick", "full")
 DEFAULT_PROFILE = "quick"
+SEED_ENV = "KIT_SEED"
 _SEEDS: list[int] = []
 
 
@@ -69,13 +72,73 @@ def offline() -> bool:
     return os.environ.get("KIT_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
 
 
+# --- seeds: KIT_SEED shifts every seed a sheet uses ------------------------------------------------
+# A sheet names its seeds (0, 1, ...); the kit turns a named seed into random numbers in the functions below
+# (seed_everything, numpy_rng, torch_generator), and only there is KIT_SEED added (shifted_seed). So a whole
+# sheet runs on other draws by one setting, a training function handed seed=s by run_grid still calls
+# seed_everything(s) (shifted once, never twice), and the run record keeps the names (seeds_used) beside
+# the offset. KIT_SEED=0, the default, is exactly the sheets' own seeds.
+def seed_offset() -> int:
+    """``KIT_SEED``: the integer added to every seed a sheet uses (default 0: the sheets' own seeds)."""
+    raw = os.environ.get(SEED_ENV, "").strip()
+    try:
+        offset = int(raw) if raw else 0
+    except ValueError:
+        offset = -1
+    if offset < 0:   # numpy refuses negative seeds: say so here, not deep inside a training run
+        raise ValueError(f"{SEED_ENV} must be a whole number >= 0 (the offset added to every seed a sheet uses); "
+                         f"got {raw!r}. Fix: set {SEED_ENV}=1 (or 2, ...), or unset it for the sheets' own seeds.")
+    return offset
+
+
+def shifted_seed(seed: int) -> int:
+    """The seed the random generators get for a sheet's ``seed``: ``seed + KIT_SEED`` (the one place it is added)."""
+    return int(seed) + seed_offset()
+
+
+@contextmanager
+def seed_offset_as(offset: int) -> Iterator[None]:
+    """Run the block with ``KIT_SEED=offset`` (a grid's worker takes the offset of the process that sent the run)."""
+    before = os.environ.get(SEED_ENV)
+    os.environ[SEED_ENV] = str(int(offset))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SEED_ENV, None)
+        else:
+            os.environ[SEED_ENV] = before
+
+
+def with_seed_offset(payload: dict) -> dict:
+    """A cache key's payload, plus the seed offset when it is not 0: KIT_SEED=0 keeps every key as it was."""
+    offset = seed_offset()
+    return payload if offset == 0 else {**payload, "seed_offset": offset}
+
+
+def numpy_rng(seed: int):
+    """A numpy ``Generator`` for the sheet's ``seed`` (shifted by ``KIT_SEED``)."""
+    import numpy as np
+
+    return np.random.default_rng(shifted_seed(seed))
+
+
+def torch_generator(seed: int):
+    """A CPU ``torch.Generator`` for the sheet's ``seed`` (shifted by ``KIT_SEED``)."""
+    import torch
+
+    return torch.Generator().manual_seed(shifted_seed(seed))
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed python, numpy and torch; optionally ask torch for deterministic kernels."""
+    """Seed python, numpy and torch with the sheet's ``seed`` shifted by ``KIT_SEED``; optionally ask torch for
+    deterministic kernels."""
     import numpy as np
     import torch  # here, not at the top: importing config must stay cheap
 
-    if seed not in _SEEDS:   # the run record lists the seeds a sheet set
+    if seed not in _SEEDS:   # the run record lists the seeds a sheet set, by their names (the offset beside them)
         _SEEDS.append(int(seed))
+    seed = shifted_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -30,7 +30,8 @@ from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
 from . import standins, store
-from .config import cache_dir, data_root, data_search_roots, get_profile, number_setting, offline
+from .config import (cache_dir, data_root, data_search_roots, get_profile, number_setting, numpy_rng, offline,
+                     torch_generator)
 
 FASHION_CLASSES: list[str] = list(datasets.FashionMNIST.classes)
 CIFAR10_CLASSES: list[str] = list(standins.CIFAR_LABEL_NAMES)
@@ -81,7 +82,7 @@ class BatchLoader:
         X, y = self.X, self.y
         if self.shuffle:
             # One gather per epoch; afterwards every batch is a slice (a view), whatever the batch size.
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            generator = torch_generator(self.seed + self.epoch)
             perm = torch.randperm(self.n_samples, generator=generator).to(X.device)
             X, y = X[perm], y[perm]
         self.epoch += 1
@@ -130,7 +131,7 @@ class Split:
             raise ValueError(f"subset size must be >= 0, got {n}.")
         if n >= len(self):
             return self
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch_generator(seed)
         idx = torch.randperm(len(self), generator=generator)[:n].sort().values
         return Split(self.X[idx], self.y[idx])
 
@@ -156,7 +157,7 @@ def make_dataloader(dataset: Dataset, batch_size: int, *, limit: int | None = No
     if limit is not None:
         dataset = Subset(dataset, range(min(limit, len(dataset))))
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                                       pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed))
+                                       pin_memory=pin_memory, generator=torch_generator(seed))
 
 
 def split_indices(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +165,7 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndar
     if not 0 <= val_size < n:
         raise ValueError(f"val_size must be between 0 and {n - 1} (the training set has {n} samples), "
                          f"got {val_size}.")
-    perm = np.random.default_rng(seed).permutation(n)
+    perm = numpy_rng(seed).permutation(n)
     return np.sort(perm[val_size:]), np.sort(perm[:val_size])
 
 

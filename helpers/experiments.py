@@ -46,7 +46,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import cluster, runlog, store
-from .config import cache_dir, get_profile, number_setting
+from .config import cache_dir, get_profile, number_setting, with_seed_offset
 from .device import WORKER_THREADS, cpu_threads_for
 from .history import History, summarize
 from .workers import NEED, DaskPool, LocalPool, Shipment, absorb, ship, train_once
@@ -94,9 +94,10 @@ def _canonical(value: Any, where: str) -> Any:
 def _key_payload(train_fn: Callable, params: dict, fixed: dict, seed: int, profile: str,
                  code: str | None = None) -> dict:
     """Everything that identifies one run (``code``: ``store.callable_identity(train_fn)``, computed once per grid)."""
-    payload = {"fn": function_name(train_fn), "code": code or store.callable_identity(train_fn),
-               "params": _canonical(params, "params"), "fixed": _canonical(fixed, "fixed"), "seed": seed,
-               "profile": profile}
+    # the seed is the sheet's name for it; KIT_SEED, when not 0, is keyed beside it (its runs drew other numbers)
+    payload = with_seed_offset({"fn": function_name(train_fn), "code": code or store.callable_identity(train_fn),
+                                "params": _canonical(params, "params"), "fixed": _canonical(fixed, "fixed"),
+                                "seed": seed, "profile": profile})
     if isinstance(train_fn, functools.partial):  # partial(fn, x=1) is a different experiment than fn
         payload["partial"] = _canonical({"args": list(train_fn.args), "kwargs": train_fn.keywords}, "partial")
     return payload

@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .callbacks import Callback
-from .config import seed_everything
+from .config import seed_everything, torch_generator
 from .data import Split, Splits, cifar10_datasets, load_cifar10, make_dataloader
 from .device import CUDA_KIND, MemoryMeter, amp_dtype, get_device, grad_scaler, run_memory_kind, synchronize
 from .machine import cpu_model
@@ -377,7 +377,7 @@ def step_vs_trainer(step: Callable, device: torch.device | str | None = None, *,
     weights: exactly on the CPU, up to the GPU's non-deterministic kernels on CUDA.
     """
     device = get_device(device)
-    g = torch.Generator().manual_seed(seed)
+    g = torch_generator(seed)
     batches = [(torch.randn(batch_size, 3, 32, 32, generator=g), torch.randint(0, 10, (batch_size,), generator=g))
                for _ in range(steps)]
     nets = []

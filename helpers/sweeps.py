@@ -35,7 +35,7 @@ import optuna
 import pandas as pd
 
 from . import runlog, store
-from .config import REPO_ROOT, get_profile, number_setting
+from .config import REPO_ROOT, SEED_ENV, get_profile, number_setting, seed_offset, shifted_seed
 from .history import History, summarize, trial_history
 from .search_space import (Categorical, IntRange, LogUniform, Space, Uniform, grid_points, grid_size, grid_values,
                            point_key, space_from_json, space_to_json, suggest)
@@ -94,9 +94,9 @@ def _make_sampler(sampler: str, seed: int) -> optuna.samplers.BaseSampler:
     which made a resumed grid skip some points and repeat others (and several processes repeat points).
     """
     if sampler in ("random", "grid"):
-        return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=shifted_seed(seed))
     if sampler in ("tpe", "bayes"):
-        return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=shifted_seed(seed))
     raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
 
 
@@ -139,7 +139,9 @@ def _version(code: str, profile: str) -> str:
     The profile is part of it because a shared storage (``KIT_SWEEP_STORAGE``) holds the quick and the full
     profile's studies side by side, and the settings an objective reads from the profile are not in its code.
     """
-    return store.content_key([code, profile], 12)
+    # KIT_SEED draws other trials and trains them from other seeds: a study of its own (named as before at 0)
+    offset = seed_offset()
+    return store.content_key([code, profile] + ([{"seed_offset": offset}] if offset else []), 12)
 
 
 def _open_study(storage: SweepStorage, study_name: str, fingerprint: dict, version: str,
@@ -238,7 +240,7 @@ def _recipe(objective: Callable, plan: Plan, profile: str) -> dict:
     """How a worker process runs the study: its objective's import name and the plan, as plain JSON data."""
     recipe = {"objective": None, "problem": None, "space": None, "sampler": plan.sampler, "metric": plan.metric,
               "direction": plan.direction, "reduce": plan.reduce, "n_trials": plan.n_trials, "seed": plan.seed,
-              "profile": profile}
+              "profile": profile, **({"seed_offset": seed_offset()} if seed_offset() else {})}
     try:
         recipe["space"] = space_to_json(plan.space)
         recipe["objective"] = _objective_reference(objective)
@@ -597,6 +599,7 @@ def _served(storage: SweepStorage, study_name: str) -> tuple[str, dict, Callable
     for name, recipe in sorted(runnable.items()):
         # The objective's module may read the profile's settings when it is imported.
         os.environ["KIT_PROFILE"] = recipe["profile"]
+        os.environ[SEED_ENV] = str(recipe.get("seed_offset", 0))   # and its trials draw from the sheet's KIT_SEED
         where = json.dumps(recipe["objective"], sort_keys=True)
         if where not in imported:
             ref = recipe["objective"]

@@ -6,6 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .config import numpy_rng
 from .data import Split, Splits
 
 KINDS = ("moons", "circles", "spirals", "xor")
@@ -50,7 +51,7 @@ class Synthetic2D:
 
     def generate(self) -> tuple[np.ndarray, np.ndarray]:
         """Return X (n, 2) float32 and y (n,) int64, in random order."""
-        rng = np.random.default_rng(self.seed)
+        rng = numpy_rng(self.seed)
         y = rng.permutation(np.arange(self.n) % 2)
         X = getattr(self, f"_{self.kind}")(y, rng) + rng.normal(0.0, self.noise, size=(self.n, 2))
         return X.astype(np.float32), y.astype(np.int64)
@@ -107,7 +108,7 @@ def regression_1d(n: int = 100, noise: float = 0.1, seed: int = 0,
     sizes = _split_sizes(n, _check_fractions(fractions))
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}.")
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     x = rng.uniform(-2.0, 2.0, size=(n, 1))
     y = regression_curve(x) + rng.normal(0.0, noise, size=(n, 1))
     bounds = np.cumsum(sizes)[:-1]
@@ -131,7 +132,7 @@ def course_regression_1d(n: int = 300, noise: float = 0.1, seed: int = 0) -> Spl
         raise ValueError(f"n must be at least 10 so that every split gets samples, got {n}.")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}.")
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed)
     x = np.linspace(-3.0, 3.0, num=n)
     rng.shuffle(x)
     y = rng.normal(course_curve(x), noise)

@@ -64,7 +64,7 @@ class BinaryTask:
         if isinstance(data, Split):
             return data.loader(batch_size, shuffle=shuffle, seed=seed)
         return DataLoader(data, batch_size=batch_size, shuffle=shuffle,
-                          generator=torch.Generator().manual_seed(seed))
+                          generator=config.torch_generator(seed))
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Flattened pixels (N, C·H·W) and integer labels (N,) of one split, for the non-neural baselines."""
@@ -114,7 +114,7 @@ def _limit(data: Split | Dataset, n: int | None, seed: int) -> Split | Dataset:
         return data
     if isinstance(data, Split):
         return data.subset(n, seed=seed)
-    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    index = torch.randperm(len(data), generator=config.torch_generator(seed))[:n]
     return Subset(data, index.tolist())
 
 
@@ -216,10 +216,10 @@ def kit_backbone(image_size: int, *, root: str | Path | None = None, exclude: tu
                  train_limit: int | None = None, val_limit: int | None = None, epochs: int = 1, lr: float = 1e-3,
                  batch_size: int = 64, seed: int = 0, force: bool = False, quiet: bool = True) -> Backbone:
     """A ResNet18 pretrained by the kit on the FashionMNIST classes not in ``exclude``, cached on disk."""
-    params = {"format": "torchvision", "image_size": image_size, "exclude": sorted(exclude), "train_limit": train_limit,
+    params = config.with_seed_offset({"format": "torchvision", "image_size": image_size, "exclude": sorted(exclude), "train_limit": train_limit,
               "val_limit": val_limit, "epochs": epochs,
               "lr": lr, "batch_size": batch_size, "seed": seed, "root": str(root) if root else None,
-              "profile": config.get_profile()}
+              "profile": config.get_profile()})
     path = config.cache_dir() / "backbones" / f"resnet18-fashion-{store.content_key(params, 12)}.pt"
     if path.is_file() and not force:
         saved = store.load_torch(path)
@@ -305,7 +305,7 @@ def xgboost_baseline(task: BinaryTask, seed: int = 0, **params) -> History:
 
     (xtr, ytr), (xva, yva), (xte, yte) = (xgboost_pixels(task, s) for s in ("train", "val", "test"))
     start = time.perf_counter()
-    clf = XGBClassifier(random_state=seed, **params).fit(xtr, ytr)
+    clf = XGBClassifier(random_state=config.shifted_seed(seed), **params).fit(xtr, ytr)
     seconds = time.perf_counter() - start
     probs = {s: clf.predict_proba(x)[:, 1] for s, x in (("train", xtr), ("val", xva), ("test", xte))}
     h = _one_epoch_history("xgboost", (probs["train"], ytr), (probs["val"], yva), (probs["test"], yte), seconds)
@@ -338,7 +338,7 @@ def logreg_baseline(task: BinaryTask, backbone: Backbone, image_size: int, seed:
     start = time.perf_counter()
     data = {s: extract_features(backbone, task, s, image_size, device=device) for s in ("train", "val", "test")}
     # Standardised features let lbfgs converge in a few hundred iterations; the classifier itself is default.
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=LOGREG_MAX_ITER, random_state=seed))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=LOGREG_MAX_ITER, random_state=config.shifted_seed(seed)))
     clf.fit(*data["train"])
     seconds = time.perf_counter() - start
     probs = {s: clf.predict_proba(x)[:, 1] for s, (x, _) in data.items()}

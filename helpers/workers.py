@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .config import note_seeds, seeds_used
+from .config import note_seeds, seed_offset, seed_offset_as, seeds_used
 from .device import WORKER_THREADS, cpu_threads_for, worker_environment
 from .history import History, json_safe, summarize
 
@@ -115,8 +115,9 @@ _LOADED: OrderedDict[str, tuple[Callable, dict]] = OrderedDict()  # in a worker:
 _ONE_RUN = threading.Lock()  # a Dask worker with several threads still trains one run at a time
 
 
-def _work(digest: str, payload: bytes | None, params: dict, seed: int, keep_models: bool) -> Any:
-    """In a worker: train one run of the grid ``digest`` on one thread; return its outcome and the seeds it set."""
+def _work(digest: str, payload: bytes | None, params: dict, seed: int, keep_models: bool, offset: int = 0) -> Any:
+    """In a worker: train one run of the grid ``digest`` on one thread, under the sender's ``KIT_SEED`` (``offset``:
+    a worker may have started before it was set, or on another machine); return its outcome and the seeds it set."""
     with _ONE_RUN:   # two runs in one process would share torch's global random generator and its threads
         loaded = _LOADED.get(digest)
         if loaded is None:
@@ -129,7 +130,8 @@ def _work(digest: str, payload: bytes | None, params: dict, seed: int, keep_mode
             while len(_LOADED) > 2:  # a grid's data can be large: keep the current grids' only
                 _LOADED.popitem(last=False)
         train_fn, fixed = loaded
-        outcome = train_once(train_fn, params, fixed, seed, keep_models)
+        with seed_offset_as(offset):
+            outcome = train_once(train_fn, params, fixed, seed, keep_models)
         outcome["seeds"] = seeds_used()
         return outcome
 
@@ -158,7 +160,7 @@ class LocalPool:
         if self._first > 0:
             with_payload, self._first = True, self._first - 1
         payload = self.shipment.payload if with_payload else None
-        return self._executor.submit(_work, self.shipment.digest, payload, params, seed, keep_models)
+        return self._executor.submit(_work, self.shipment.digest, payload, params, seed, keep_models, seed_offset())
 
     def died(self, err: BaseException) -> bool:
         """Whether ``err`` says a worker process died; the pool then restarts its workers."""
@@ -211,7 +213,8 @@ class DaskPool:
 
     def submit(self, params: dict, seed: int, keep_models: bool, with_payload: bool = False) -> cf.Future:
         """Send one run to the cluster; its future gives ``_work``'s outcome."""
-        return self._executor.submit(_work, self.shipment.digest, self._payload, params, seed, keep_models)
+        return self._executor.submit(_work, self.shipment.digest, self._payload, params, seed, keep_models,
+                                     seed_offset())
 
     def died(self, err: BaseException) -> bool:
         """Whether ``err`` is Dask's KilledWorker: the run's workers died more often than the scheduler retries."""

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import store
-from ..config import REPO_ROOT, cache_dir, data_search_roots, get_profile
+from ..config import REPO_ROOT, cache_dir, data_search_roots, get_profile, with_seed_offset
 from .provenance import package_version
 
 HELPERS = REPO_ROOT / "helpers"
@@ -62,13 +62,13 @@ def read_notebook_json(path: Path) -> dict[str, Any]:
 def keys(path: Path, profile: str | None = None, via: str = "webpdf", pagebreaks: bool = False) -> Keys:
     """Execution and rendering keys of the notebook at ``path``."""
     nb = read_notebook_json(path)
-    execution = _digest({
+    execution = _digest(with_seed_offset({
         "code": [cell_source(c) for c in nb.get("cells", []) if c.get("cell_type") == "code"],
         "kit": [store.kit_digest(HELPERS), _tree_digest([EXPORT / "execute.py"])],
         "profile": get_profile(profile),
         "data": data_fingerprint(),
         "runtime": _runtime_versions(),
-    })
+    }))
     render = _digest({
         "execution": execution,
         "cells": [{k: c.get(k) for k in ("cell_type", "source", "metadata", "attachments")} for c in nb.get("cells", [])],

@@ -60,7 +60,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..config import get_profile
+from ..config import get_profile, seed_offset
 from ..runlog import failed_invariants
 from .build import build_sheet, plan
 from .execute import DEFAULT_TIMEOUT, NotebookFailed, pin_kit_paths
@@ -166,7 +166,9 @@ def export_notebooks(paths: Iterable[Path], out_dir: Path, *, profile: str | Non
 
             sheets = [Sheet(sheet_title(r.notebook), r.pdf if r.ok else None, r.error, len(r.findings),
                             len(r.invariants)) for r in results]
-            subtitle = f"Run profile {get_profile(profile)}, exported {datetime.date.today().isoformat()}"
+            offset = seed_offset()
+            subtitle = (f"Run profile {get_profile(profile)}" + (f", seed offset KIT_SEED={offset}" if offset else "")
+                        + f", exported {datetime.date.today().isoformat()}")
             log(f"merged {len(sheets)} sheet(s) into "
                 f"{merge_sheets(sheets, target, KitWebPDFExporter().print_html, subtitle)}")
         elif pdfs := [r.pdf for r in results if r.ok]:

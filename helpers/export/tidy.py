@@ -138,10 +138,13 @@ def hide_paths(text: str, prefixes: list[tuple[str, str]] | None = None) -> str:
 
 
 def title_block(sheet: str, profile: str, date: str, device: str, version: str,
-                cpu: str = "not recorded") -> NotebookNode:
-    """The box that opens a sheet's PDF: which sheet, which profile, when, on what (device, CPU), with which kit."""
-    rows = [("Sheet", sheet), ("Run profile", profile), ("Date", date), ("Device", device), ("CPU", cpu),
-            ("Kit version", version)]
+                cpu: str = "not recorded", seed_offset: int = 0) -> NotebookNode:
+    """The box that opens a sheet's PDF: which sheet, which profile (and seed offset, when not 0), when, on what
+    (device, CPU), with which kit."""
+    rows = [("Sheet", sheet), ("Run profile", profile)]
+    if seed_offset:   # KIT_SEED: the sheet ran on other seeds than its own
+        rows.append(("Seed offset", f"KIT_SEED={seed_offset}: every seed shifted by {seed_offset}"))
+    rows += [("Date", date), ("Device", device), ("CPU", cpu), ("Kit version", version)]
     cells = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in rows)
     cell = new_markdown_cell(f'<div class="kit-title"><table>{cells}</table></div>')
     cell["id"] = TITLE_ID
@@ -160,7 +163,8 @@ def with_title_block(nb: NotebookNode, path: Path, profile: str) -> NotebookNode
         device = get_device().type
     block = title_block(sheet=f"{sheet_title(path)} ({path.name})", profile=profile,
                         date=datetime.date.today().isoformat(), device=str(device), version=kit_label(),
-                        cpu=machine.label(nb.metadata.get("kit", {}).get("record") or {}))
+                        cpu=machine.label(nb.metadata.get("kit", {}).get("record") or {}),
+                        seed_offset=int((nb.metadata.get("kit", {}).get("record") or {}).get("seed_offset") or 0))
     nb = copy.deepcopy(nb)
     nb.cells.insert(0, block)
     return nb

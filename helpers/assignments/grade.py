@@ -226,13 +226,22 @@ def _grader_version() -> str:
     return h.hexdigest()
 
 
-def _key(sub: Submission, settings: dict) -> str:
+def _run_identity(sheets: dict[str, Sheet]) -> dict:
+    """What every submission of a run shares in its key: the grading code, the sandbox, each sheet's grading file
+    and kit (read and hashed once per run, not once per submission)."""
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    return {"grader": _grader_version(), "sandbox": sandbox.unavailable() is None,
+            "sheets": {s.assignment: {"grading": digest(s.grading), "kit": digest(s.kit)} for s in sheets.values()}}
+
+
+def _key(sub: Submission, settings: dict, identity: dict) -> str:
     """What decides a submission's grade: its notebook, its sheet's grading file and kit, the grading code and
-    settings, and whether it ran in a sandbox."""
+    settings, and whether it ran in a sandbox (``identity``: ``_run_identity``)."""
     return store.content_key({"notebook": hashlib.sha256(sub.notebook).hexdigest(),
-                              "grading": hashlib.sha256(sub.sheet.grading.read_bytes()).hexdigest(),
-                              "kit": hashlib.sha256(sub.sheet.kit.read_bytes()).hexdigest(),
-                              "grader": _grader_version(), "sandbox": sandbox.unavailable() is None, **settings})
+                              **identity["sheets"][sub.sheet.assignment], "grader": identity["grader"],
+                              "sandbox": identity["sandbox"], **settings})
 
 
 def _crashed(error: BaseException, where: str = "") -> dict:
@@ -241,9 +250,14 @@ def _crashed(error: BaseException, where: str = "") -> dict:
                                      "question was graded, and the other submissions were graded as usual"}
 
 
-def _task(sub: Submission) -> tuple:
-    """What grading one submission needs, as plain data: notebook, its name, the sheet's grading file, the kit."""
-    return sub.notebook, sub.sheet.notebook, store.read_json(sub.sheet.grading), sub.sheet.kit.read_bytes()
+def _task(sub: Submission, loaded: dict[str, tuple]) -> tuple:
+    """What grading one submission needs, as plain data: notebook, its name, the sheet's grading file, the kit.
+
+    ``loaded`` keeps each sheet's grading file and kit as read the first time, so a run reads them once per sheet.
+    """
+    if sub.sheet.assignment not in loaded:
+        loaded[sub.sheet.assignment] = (store.read_json(sub.sheet.grading), sub.sheet.kit.read_bytes())
+    return (sub.notebook, sub.sheet.notebook, *loaded[sub.sheet.assignment])
 
 
 def grade_task(notebook: bytes, notebook_name: str, grading: dict, kit: bytes, **settings: Any) -> dict:
@@ -264,6 +278,7 @@ def local_runner(jobs: int, grader: Callable[..., dict] = grade_task) -> Runner:
     submission's process limit and files are its own.
     """
     def run(work: list[tuple[Submission, dict]]) -> Iterable[tuple[Submission, dict]]:
+        loaded: dict[str, tuple] = {}
         slots: queue.Queue[int] = queue.Queue()
         for slot in range(max(1, jobs)):
             slots.put(slot)
@@ -271,7 +286,7 @@ def local_runner(jobs: int, grader: Callable[..., dict] = grade_task) -> Runner:
         def one(sub: Submission, settings: dict) -> dict:
             slot = slots.get()
             try:
-                return grader(*_task(sub), uid=sandbox.UID_BASE + slot, **settings)
+                return grader(*_task(sub, loaded), uid=sandbox.UID_BASE + slot, **settings)
             finally:
                 slots.put(slot)
 
@@ -308,7 +323,8 @@ def dask_runner(client: Any, grader: Callable[..., dict] = _dask_grade) -> Runne
         # The autograder's bytes travel inside each task (a zip of a few hundred kB), not as data shared on the
         # cluster: tasks with no dependency are handed to workers as they free up, where tasks depending on one
         # worker's data would all be sent to that worker, and die with it.
-        futures = {client.submit(grader, *_task(sub), pure=False,
+        loaded: dict[str, tuple] = {}
+        futures = {client.submit(grader, *_task(sub, loaded), pure=False,
                                  key=f"grade-{_safe_name(sub.id)}-{os.urandom(4).hex()}", **settings): sub
                    for sub, settings in work}
         try:
@@ -350,12 +366,13 @@ def grade(submissions: Path, autograders: Path, out: Path, *, jobs: int | None =
     subs = [read_submission(p, root, sheets) for p in discover(root)]
     settings = {"timeout": int(timeout), "cell_timeout": int(cell_timeout), "profile": profile}
     outcomes: dict[str, dict] = {}
-    work = []
+    work, keys, identity = [], {}, _run_identity(sheets)
     for sub in subs:
         if sub.problem is not None:
             outcomes[sub.id] = {"status": NOT_GRADABLE, "note": sub.problem}
             continue
-        kept = store.read_json(out / "results" / f"{_key(sub, settings)}.json")
+        keys[sub.id] = _key(sub, settings, identity)
+        kept = store.read_json(out / "results" / f"{keys[sub.id]}.json")
         if isinstance(kept, dict) and kept.get("status") in (GRADED, TIMEOUT, ERROR):
             outcomes[sub.id] = kept
         else:
@@ -377,7 +394,7 @@ def grade(submissions: Path, autograders: Path, out: Path, *, jobs: int | None =
     if progress:
         progress(f"{len(subs)} submissions: {len(work)} to grade, {len(outcomes)} known ({where})")
     for sub, outcome in runner(work):
-        store.write_json(out / "results" / f"{_key(sub, settings)}.json", outcome)  # kept the moment it ends
+        store.write_json(out / "results" / f"{keys[sub.id]}.json", outcome)  # kept the moment it ends
         outcomes[sub.id] = outcome
         if progress:
             progress(f"  {sub.id}: {outcome['status']}")

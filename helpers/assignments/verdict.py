@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..exercises import _shown, close_mismatch
+from ..exercises import close_mismatch, mismatch_message
 
 
 WRITTEN_HERE = "written_in_this_notebook"  # a test of this name that fails takes its question's points with it,
@@ -62,7 +62,7 @@ def _mismatch(master: dict, got: Any) -> str | None:
                               rtol=float(master.get("rtol", 1e-6)), atol=float(master.get("atol", 1e-9)))
     if plain_equal(got, master["got"]):
         return None
-    return f"{what}: expected {_shown(from_plain(master['got']))}, got {_shown(from_plain(got))}. Look at {where}."
+    return mismatch_message(from_plain(got), from_plain(master["got"]), what, where)
 
 
 def judge_test(master: dict, student: Any) -> tuple[bool, str]:

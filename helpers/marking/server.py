@@ -27,6 +27,12 @@ STATIC = Path(__file__).parent / "static"
 COOKIE = "kit_mark"
 
 
+
+def _item_fields(body: dict) -> tuple[float, str, str]:
+    """A rubric item's points, explanation and grader note, as the page sends them."""
+    return float(body.get("points", 0)), str(body.get("explanation", "")), str(body.get("note", ""))
+
+
 def mathjax_dir() -> Path | None:
     """The local MathJax 2 the PDF export uses (helpers.export.mathjax), served at /mathjax/; None if there is none."""
     found = local_mathjax()
@@ -114,8 +120,7 @@ def create_app(store: MarkingStore, tokens: dict[str, str]) -> Starlette:
     async def add_item(request: Request) -> Response:
         body = await request.json()
         try:
-            item = store.add_item(request.path_params["name"], float(body.get("points", 0)),
-                                  str(body.get("explanation", "")), str(body.get("note", "")), ta(request))
+            item = store.add_item(request.path_params["name"], *_item_fields(body), ta(request))
         except (ValueError, KeyError) as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         return JSONResponse(item)
@@ -123,8 +128,7 @@ def create_app(store: MarkingStore, tokens: dict[str, str]) -> Starlette:
     async def edit_item(request: Request) -> Response:
         body = await request.json()
         try:
-            item = store.edit_item(request.path_params["id"], float(body.get("points", 0)),
-                                   str(body.get("explanation", "")), str(body.get("note", "")), ta(request))
+            item = store.edit_item(request.path_params["id"], *_item_fields(body), ta(request))
         except (ValueError, KeyError) as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         return JSONResponse({"item": item, "answers": store.answers(item["question"])})

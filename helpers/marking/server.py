@@ -27,7 +27,6 @@ STATIC = Path(__file__).parent / "static"
 COOKIE = "kit_mark"
 
 
-
 def _item_fields(body: dict) -> tuple[float, str, str]:
     """A rubric item's points, explanation and grader note, as the page sends them."""
     return float(body.get("points", 0)), str(body.get("explanation", "")), str(body.get("note", ""))
